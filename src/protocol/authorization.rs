@@ -1,0 +1,463 @@
+//! The state machine of one device authorization.
+//!
+//! ```text
+//!             approve              redeem (a poll)
+//!   Pending ───────────▶ Approved ─────────────────▶ Redeemed
+//!      │
+//!      └──── deny ─────▶ Denied
+//! ```
+//!
+//! Every transition is a pure function from one [`DeviceAuthorization`] to the
+//! next, which carries `version + 1`; a store writes it only if the stored record
+//! still has the old version, so every transition is a compare-and-set. Expiry is
+//! not a state: it is derived from the clock (`now >= expires_at`), so an expired
+//! request needs no write to become expired. The user code dies when the request
+//! leaves `Pending`: stores drop it from their user-code index then.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::protocol::client::ClientId;
+use crate::protocol::device_code::DeviceCodeHash;
+use crate::protocol::polling::{Interval, Pace, PollingRules};
+use crate::protocol::scope::ScopeSet;
+use crate::protocol::user_code::UserCodeHash;
+
+/// A non-secret identifier of one device authorization, for audit events, for
+/// correlating tokens with the grant they came from, and for revocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AuthorizationId(pub [u8; 16]);
+
+impl AuthorizationId {
+    /// A random identifier.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        Self(bytes)
+    }
+
+    /// Parses the 32-character hex form.
+    pub fn parse(hex: &str) -> Option<Self> {
+        if hex.len() != 32 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+}
+
+impl std::fmt::Display for AuthorizationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::protocol::hex(&self.0))
+    }
+}
+
+impl std::fmt::Debug for AuthorizationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthorizationId({self})")
+    }
+}
+
+impl serde::Serialize for AuthorizationId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AuthorizationId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom("expected 32 hex digits"))
+    }
+}
+
+/// What the host knows of the device's HTTP request, shown to the person at
+/// consent so that they can tell their own device from a phisher's (RFC 8628 §5.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestContext {
+    /// The device's network address as the host sees it.
+    pub ip: Option<IpAddr>,
+    /// The device's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Anything else the host wants shown at consent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// The immutable part of a request, fixed when the device asks for codes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestDetails {
+    /// The client that asked.
+    pub client_id: ClientId,
+    /// The scopes it asked for (or its defaults).
+    pub scopes: ScopeSet,
+    /// When it asked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the codes expire.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The device's request context.
+    pub context: RequestContext,
+}
+
+/// The person the request was approved for: the host's stable user identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Subject(String);
+
+impl Subject {
+    /// Wraps an identifier.
+    pub fn new(sub: impl Into<String>) -> Self {
+        Self(sub.into())
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's approval of a request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Approval {
+    /// Who approved.
+    pub subject: Subject,
+    /// The scopes granted: a subset of those requested.
+    pub scopes: ScopeSet,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub approved_at: OffsetDateTime,
+    /// Anything the host attaches for its token issuer (authentication time, ACR…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for the person.
+    Pending,
+    /// Approved; the next poll redeems it.
+    Approved {
+        /// The approval.
+        approval: Arc<Approval>,
+    },
+    /// Denied; polls get `access_denied` until expiry.
+    Denied {
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// Redeemed for tokens; any later poll is a replay.
+    Redeemed {
+        /// The approval the tokens were minted from.
+        approval: Arc<Approval>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+impl Status {
+    /// Whether the request is still waiting for the person.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Self::Pending)
+    }
+}
+
+/// One device authorization as stored: hashes of its codes, the request, its
+/// status and its polling state. Holds no secret.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceAuthorization {
+    /// The non-secret identifier.
+    pub id: AuthorizationId,
+    /// SHA-256 of the device code: the primary key.
+    pub device_code_hash: DeviceCodeHash,
+    /// Keyed hash of the user code: the key of the user-code index while pending.
+    pub user_code_hash: UserCodeHash,
+    /// The immutable request.
+    pub request: Arc<RequestDetails>,
+    /// The status.
+    #[serde(flatten)]
+    pub status: Status,
+    /// The current polling interval (grows on `slow_down`).
+    pub interval: Interval,
+    /// The time of the last poll answered normally.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_poll: Option<OffsetDateTime>,
+    /// A store may delete the record from this time on. Later than `expires_at`,
+    /// so that late polls still get `expired_token` and replays are recognized.
+    #[serde(with = "time::serde::rfc3339")]
+    pub purge_at: OffsetDateTime,
+    /// Incremented by every transition; the compare-and-set token.
+    pub version: u64,
+}
+
+/// Why a transition was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// The request is no longer pending.
+    #[error("the request is no longer pending")]
+    NotPending,
+    /// The request has expired.
+    #[error("the request has expired")]
+    Expired,
+    /// The approval grants a scope that was not requested.
+    #[error("the approval grants a scope that was not requested")]
+    ScopeNotRequested,
+}
+
+/// What a poll of the token endpoint comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PollOutcome {
+    /// `authorization_pending`.
+    Pending,
+    /// `slow_down`; the interval grew to the value given.
+    SlowDown(Interval),
+    /// `access_denied`.
+    Denied,
+    /// `expired_token`.
+    Expired,
+    /// This poll redeems the approval: mint tokens from it.
+    Redeem(Arc<Approval>),
+    /// `invalid_grant`: the code was redeemed before; a replay.
+    Replay,
+}
+
+/// The result of [`DeviceAuthorization::poll`]: the outcome, and the record to
+/// write (compare-and-set) before answering, if the poll changes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Poll {
+    /// The outcome.
+    pub outcome: PollOutcome,
+    /// The next record, if the poll changes state.
+    pub next: Option<DeviceAuthorization>,
+}
+
+impl DeviceAuthorization {
+    /// A fresh pending request, version 0. It may be purged `retention` after it expires.
+    pub fn new(
+        id: AuthorizationId,
+        device_code_hash: DeviceCodeHash,
+        user_code_hash: UserCodeHash,
+        request: RequestDetails,
+        interval: Interval,
+        retention: Duration,
+    ) -> Self {
+        Self {
+            id,
+            device_code_hash,
+            user_code_hash,
+            purge_at: request.expires_at + retention,
+            request: Arc::new(request),
+            status: Status::Pending,
+            interval,
+            last_poll: None,
+            version: 0,
+        }
+    }
+
+    /// Whether the codes have expired: `now >= expires_at`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        now >= self.request.expires_at
+    }
+
+    /// Whether the request is pending and unexpired: the only state in which the
+    /// user code is alive and the person can act on it.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.status.is_pending() && !self.is_expired(now)
+    }
+
+    fn successor(&self) -> Self {
+        let mut next = self.clone();
+        next.version = self.version + 1;
+        next
+    }
+
+    fn check_live(&self, now: OffsetDateTime) -> Result<(), TransitionError> {
+        if !self.status.is_pending() {
+            Err(TransitionError::NotPending)
+        } else if self.is_expired(now) {
+            Err(TransitionError::Expired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Pending → Approved, for a live request and scopes within those requested.
+    pub fn approve(&self, approval: Approval, now: OffsetDateTime) -> Result<Self, TransitionError> {
+        self.check_live(now)?;
+        if !approval.scopes.is_subset(&self.request.scopes) {
+            return Err(TransitionError::ScopeNotRequested);
+        }
+        let mut next = self.successor();
+        next.status = Status::Approved {
+            approval: Arc::new(approval),
+        };
+        Ok(next)
+    }
+
+    /// Pending → Denied, for a live request.
+    pub fn deny(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {
+        self.check_live(now)?;
+        let mut next = self.successor();
+        next.status = Status::Denied { at: now };
+        Ok(next)
+    }
+
+    /// A poll of the token endpoint at `now`.
+    ///
+    /// Order matters: a replay is recognized even after expiry; expiry beats every
+    /// other state; an approved request is redeemed whatever the pace; only a
+    /// pending request is subject to the pace rules.
+    pub fn poll(&self, now: OffsetDateTime, rules: &PollingRules) -> Poll {
+        let outcome_only = |outcome| Poll {
+            outcome,
+            next: None,
+        };
+        match &self.status {
+            Status::Redeemed { .. } => outcome_only(PollOutcome::Replay),
+            _ if self.is_expired(now) => outcome_only(PollOutcome::Expired),
+            Status::Denied { .. } => outcome_only(PollOutcome::Denied),
+            Status::Approved { approval } => {
+                let mut next = self.successor();
+                next.status = Status::Redeemed {
+                    approval: approval.clone(),
+                    at: now,
+                };
+                Poll {
+                    outcome: PollOutcome::Redeem(approval.clone()),
+                    next: Some(next),
+                }
+            }
+            Status::Pending => match rules.pace(self.interval, self.last_poll, now) {
+                Pace::OnTime => {
+                    let mut next = self.successor();
+                    next.last_poll = Some(now);
+                    Poll {
+                        outcome: PollOutcome::Pending,
+                        next: Some(next),
+                    }
+                }
+                Pace::TooEarly { slowed } => {
+                    let mut next = self.successor();
+                    next.interval = slowed;
+                    Poll {
+                        outcome: PollOutcome::SlowDown(slowed),
+                        next: Some(next),
+                    }
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::seconds(secs)
+    }
+
+    pub(crate) fn pending(scopes: &str) -> DeviceAuthorization {
+        DeviceAuthorization::new(
+            AuthorizationId([7; 16]),
+            DeviceCodeHash([1; 32]),
+            UserCodeHash([2; 32]),
+            RequestDetails {
+                client_id: ClientId::new("tv"),
+                scopes: ScopeSet::parse(scopes).unwrap(),
+                created_at: at(0),
+                expires_at: at(600),
+                context: RequestContext::default(),
+            },
+            Interval::DEFAULT,
+            Duration::seconds(300),
+        )
+    }
+
+    pub(crate) fn approval(scopes: &str) -> Approval {
+        Approval {
+            subject: Subject::new("alice"),
+            scopes: ScopeSet::parse(scopes).unwrap(),
+            approved_at: at(10),
+            data: None,
+        }
+    }
+
+    #[test]
+    fn approve_only_live_pending_and_within_scopes() {
+        let p = pending("openid profile");
+        let a = p.approve(approval("openid"), at(10)).unwrap();
+        assert_eq!(a.version, 1);
+        assert!(matches!(a.status, Status::Approved { .. }));
+        assert_eq!(
+            p.approve(approval("email"), at(10)),
+            Err(TransitionError::ScopeNotRequested)
+        );
+        assert_eq!(p.approve(approval(""), at(600)), Err(TransitionError::Expired));
+        assert!(p.approve(approval(""), at(599)).is_ok());
+        assert_eq!(a.approve(approval(""), at(11)), Err(TransitionError::NotPending));
+        assert_eq!(a.deny(at(11)), Err(TransitionError::NotPending));
+        let d = p.deny(at(10)).unwrap();
+        assert_eq!(d.deny(at(11)), Err(TransitionError::NotPending));
+        assert_eq!(d.approve(approval(""), at(11)), Err(TransitionError::NotPending));
+        assert_eq!(p.deny(at(600)), Err(TransitionError::Expired));
+    }
+
+    #[test]
+    fn every_poll_outcome() {
+        let rules = PollingRules::default();
+        let p = pending("");
+        // First poll: pending, remembered.
+        let first = p.poll(at(0), &rules);
+        assert_eq!(first.outcome, PollOutcome::Pending);
+        let p1 = first.next.unwrap();
+        assert_eq!(p1.last_poll, Some(at(0)));
+        // Too early: slow_down, interval persisted, last normal poll unchanged.
+        let slow = p1.poll(at(2), &rules);
+        assert_eq!(slow.outcome, PollOutcome::SlowDown(Interval::from_secs(10).unwrap()));
+        let p2 = slow.next.unwrap();
+        assert_eq!(p2.last_poll, Some(at(0)));
+        // After the old interval but before old + 5 s: still slow_down.
+        assert!(matches!(p2.poll(at(7), &rules).outcome, PollOutcome::SlowDown(_)));
+        assert_eq!(p2.poll(at(10), &rules).outcome, PollOutcome::Pending);
+        // Approved: redeemed whatever the pace.
+        let a = p2.approve(approval(""), at(3)).unwrap();
+        let r = a.poll(at(3), &rules);
+        assert!(matches!(r.outcome, PollOutcome::Redeem(_)));
+        let redeemed = r.next.unwrap();
+        assert_eq!(redeemed.poll(at(4), &rules).outcome, PollOutcome::Replay);
+        assert_eq!(redeemed.poll(at(4000), &rules).outcome, PollOutcome::Replay);
+        assert!(redeemed.poll(at(4), &rules).next.is_none());
+        // Denied: sticky until expiry, then expired.
+        let d = p.deny(at(5)).unwrap();
+        assert_eq!(d.poll(at(6), &rules).outcome, PollOutcome::Denied);
+        assert_eq!(d.poll(at(599), &rules).outcome, PollOutcome::Denied);
+        assert_eq!(d.poll(at(600), &rules).outcome, PollOutcome::Expired);
+        // Expiry at the exact boundary, even when approved.
+        assert_eq!(p.poll(at(599), &rules).outcome, PollOutcome::Pending);
+        assert_eq!(p.poll(at(600), &rules).outcome, PollOutcome::Expired);
+        assert_eq!(a.poll(at(600), &rules).outcome, PollOutcome::Expired);
+    }
+
+    #[test]
+    fn records_round_trip_through_json_without_secrets() {
+        let a = pending("openid").approve(approval("openid"), at(1)).unwrap();
+        let json = serde_json::to_string(&a).unwrap();
+        let back: DeviceAuthorization = serde_json::from_str(&json).unwrap();
+        assert_eq!(a, back);
+        assert_eq!(AuthorizationId::parse(&a.id.to_string()), Some(a.id));
+        assert_eq!(AuthorizationId::parse("zz"), None);
+    }
+}

@@ -1,0 +1,292 @@
+//! Clients: identifiers, secrets, registrations, and reading the credentials a
+//! request carries (RFC 6749 §2.3.1).
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use subtle::ConstantTimeEq as _;
+
+use crate::protocol::error::{OAuthError, RequestError};
+use crate::protocol::form::Form;
+use crate::protocol::polling::Interval;
+use crate::protocol::scope::ScopeSet;
+
+/// A client identifier (RFC 6749 §2.2). Not a secret.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Wraps an identifier.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client secret as presented by a client. `Debug` redacts it.
+#[derive(Clone)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with another secret's bytes.
+    pub fn ct_eq(&self, other: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(other).into()
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+/// A token endpoint authentication method (RFC 8414 / RFC 7591 names).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A public client: `client_id` in the body, no secret.
+    None,
+    /// HTTP Basic with the form-urlencoded id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the body.
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// The registered name of the method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+/// What the host's registry knows of a client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    /// The identifier.
+    pub id: ClientId,
+    /// A name to show people on the consent page.
+    pub name: String,
+    /// The methods the client may authenticate with. A public client has only `None`.
+    pub auth_methods: Vec<AuthMethod>,
+    /// Whether the client may use the device grant (else `unauthorized_client`).
+    pub device_grant: bool,
+    /// The scopes the client may ask for.
+    pub allowed_scopes: ScopeSet,
+    /// The scopes granted when a request names none.
+    pub default_scopes: ScopeSet,
+    /// A polling interval for this client instead of the configured one.
+    pub interval: Option<Interval>,
+}
+
+impl Client {
+    /// A client allowed the device grant, with `name` equal to its id, no scopes and
+    /// the given methods.
+    pub fn new(id: impl Into<String>, auth_methods: Vec<AuthMethod>) -> Self {
+        let id = ClientId::new(id);
+        Self {
+            name: id.as_str().to_owned(),
+            id,
+            auth_methods,
+            device_grant: true,
+            allowed_scopes: ScopeSet::new(),
+            default_scopes: ScopeSet::new(),
+            interval: None,
+        }
+    }
+
+    /// Whether the client is public (authenticates with `none` only).
+    pub fn is_public(&self) -> bool {
+        self.auth_methods == [AuthMethod::None]
+    }
+}
+
+/// The credentials a request carries, once the RFC 6749 §2.3 rules are applied.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    /// The client that claims to be calling.
+    pub id: ClientId,
+    /// The method it used.
+    pub method: AuthMethod,
+    /// The secret, unless the method is `None`.
+    pub secret: Option<ClientSecret>,
+}
+
+impl ClientCredentials {
+    /// Reads the credentials from the form body and the `Authorization` header value.
+    ///
+    /// - Basic credentials and a `client_secret` in the body together are two
+    ///   methods at once: `invalid_request`.
+    /// - A `client_id` in the body beside Basic credentials must name the same client.
+    /// - An `Authorization` header that is not well-formed Basic is `invalid_client`
+    ///   with a `WWW-Authenticate` challenge.
+    /// - No client identification at all is `invalid_client`.
+    pub fn read(form: &Form<'_>, authorization: Option<&str>) -> Result<Self, OAuthError> {
+        let body_id = form.get("client_id")?;
+        let body_secret = form.get("client_secret")?;
+        if let Some(header) = authorization {
+            let (id, secret) =
+                parse_basic(header).ok_or(OAuthError::InvalidClient { via_header: true })?;
+            if body_secret.is_some() {
+                return Err(RequestError::MultipleClientAuthentication.into());
+            }
+            if body_id.is_some_and(|b| b != id) {
+                return Err(RequestError::ClientIdMismatch.into());
+            }
+            return Ok(Self {
+                id: ClientId(id),
+                method: AuthMethod::ClientSecretBasic,
+                secret: Some(ClientSecret(secret)),
+            });
+        }
+        match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Ok(Self {
+                id: ClientId::new(id),
+                method: AuthMethod::ClientSecretPost,
+                secret: Some(ClientSecret::new(secret)),
+            }),
+            (Some(id), None) => Ok(Self {
+                id: ClientId::new(id),
+                method: AuthMethod::None,
+                secret: None,
+            }),
+            (None, _) => Err(OAuthError::InvalidClient { via_header: false }),
+        }
+    }
+}
+
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Parses `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = BASE64_LENIENT.decode(rest.trim().as_bytes()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let id = form_decode(id)?;
+    let secret = form_decode(secret)?;
+    if id.is_empty() {
+        return None;
+    }
+    Some((id, secret))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space.
+fn form_decode(s: &str) -> Option<String> {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::form::Limits;
+
+    fn read(body: &str, header: Option<&str>) -> Result<ClientCredentials, OAuthError> {
+        let form = Form::parse(body.as_bytes(), &Limits::default()).unwrap();
+        ClientCredentials::read(&form, header)
+    }
+
+    fn basic(raw: &str) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+
+    #[test]
+    fn basic_uses_form_urlencoding() {
+        // id "my client", secret "p:ss+w%rd" encoded per RFC 6749 §2.3.1.
+        let c = read("", Some(&basic("my+client:p%3Ass%2Bw%25rd"))).unwrap();
+        assert_eq!(c.id.as_str(), "my client");
+        assert_eq!(c.method, AuthMethod::ClientSecretBasic);
+        assert_eq!(c.secret.unwrap().secret(), "p:ss+w%rd");
+        let c = read("", Some(&basic("printer:printer-secret").replace("Basic", "bAsIc"))).unwrap();
+        assert_eq!(c.id.as_str(), "printer");
+    }
+
+    #[test]
+    fn basic_with_matching_body_id_is_accepted() {
+        let h = basic("printer:s");
+        assert!(read("client_id=printer", Some(&h)).is_ok());
+        assert!(matches!(
+            read("client_id=other", Some(&h)),
+            Err(OAuthError::InvalidRequest(RequestError::ClientIdMismatch))
+        ));
+        assert!(matches!(
+            read("client_secret=s", Some(&h)),
+            Err(OAuthError::InvalidRequest(RequestError::MultipleClientAuthentication))
+        ));
+    }
+
+    #[test]
+    fn post_and_none() {
+        let c = read("client_id=printer&client_secret=s", None).unwrap();
+        assert_eq!(c.method, AuthMethod::ClientSecretPost);
+        let c = read("client_id=tv-app", None).unwrap();
+        assert_eq!(c.method, AuthMethod::None);
+        assert!(c.secret.is_none());
+        assert!(matches!(
+            read("client_secret=s", None),
+            Err(OAuthError::InvalidClient { via_header: false })
+        ));
+        assert!(matches!(
+            read("client_id=a&client_id=b", None),
+            Err(OAuthError::InvalidRequest(RequestError::RepeatedParameter("client_id")))
+        ));
+    }
+
+    #[test]
+    fn malformed_headers_are_invalid_client_with_challenge() {
+        for h in [
+            "Bearer abc",
+            "Basic",
+            "Basic !!!",
+            &basic("nocolon"),
+            &basic(":secret"),
+            &basic("id:%FF"),
+        ] {
+            assert!(
+                matches!(read("", Some(h)), Err(OAuthError::InvalidClient { via_header: true })),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = read("client_id=a&client_secret=hunter2", None).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,298 @@
+//! OAuth error codes and the one place where crate errors become them.
+//!
+//! Every failure an endpoint can return is an [`OAuthError`]; [`OAuthError::code`]
+//! is the single mapping from a typed failure to an RFC 6749 §5.2 / RFC 8628 §3.5
+//! error code, and [`OAuthError::to_http`] the single rendering of it.
+
+use crate::protocol::response::HttpResponse;
+
+/// An error code of RFC 6749 §5.2 or RFC 8628 §3.5, as sent in the `error` member.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `invalid_request` (RFC 6749 §5.2).
+    InvalidRequest,
+    /// `invalid_client` (RFC 6749 §5.2).
+    InvalidClient,
+    /// `invalid_grant` (RFC 6749 §5.2).
+    InvalidGrant,
+    /// `unauthorized_client` (RFC 6749 §5.2).
+    UnauthorizedClient,
+    /// `unsupported_grant_type` (RFC 6749 §5.2).
+    UnsupportedGrantType,
+    /// `invalid_scope` (RFC 6749 §5.2).
+    InvalidScope,
+    /// `authorization_pending` (RFC 8628 §3.5).
+    AuthorizationPending,
+    /// `slow_down` (RFC 8628 §3.5).
+    SlowDown,
+    /// `access_denied` (RFC 8628 §3.5).
+    AccessDenied,
+    /// `expired_token` (RFC 8628 §3.5).
+    ExpiredToken,
+    /// `server_error` (RFC 6749 §4.1.2.1), for a failing host backend.
+    ServerError,
+    /// `temporarily_unavailable` (RFC 6749 §4.1.2.1), for a backend that is down or timed out.
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a request was malformed (`invalid_request`). The texts never echo a value
+/// the client sent, only the names of the crate's own parameters.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A required parameter is absent (or empty, which counts as absent).
+    #[error("missing parameter `{0}`")]
+    MissingParameter(&'static str),
+    /// A parameter the endpoint reads appears more than once (RFC 6749 §3.1).
+    #[error("parameter `{0}` is repeated")]
+    RepeatedParameter(&'static str),
+    /// The body, once percent-decoded, is not UTF-8.
+    #[error("the body is not valid UTF-8")]
+    InvalidUtf8,
+    /// The body exceeds the configured size limit.
+    #[error("the body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// The body has more parameters than the configured limit.
+    #[error("the body has more than {0} parameters")]
+    TooManyParameters(usize),
+    /// A parameter value exceeds the configured length limit.
+    #[error("parameter `{0}` is too long")]
+    ValueTooLong(&'static str),
+    /// The request was sent with a content type other than a form.
+    #[error("the content type must be application/x-www-form-urlencoded")]
+    WrongContentType,
+    /// The client used more than one authentication method (RFC 6749 §2.3).
+    #[error("the client used more than one authentication method")]
+    MultipleClientAuthentication,
+    /// `client_id` in the body names a different client than the Authorization header.
+    #[error("`client_id` does not match the authenticated client")]
+    ClientIdMismatch,
+    /// `scope` is not a space-separated list of RFC 6749 §3.3 scope tokens.
+    #[error("`scope` is malformed")]
+    MalformedScope,
+    /// `scope` lists more values than the configured limit.
+    #[error("`scope` has more than {0} values")]
+    TooManyScopes(usize),
+}
+
+/// A failure of a host backend: storage, client registry, limiter or token issuer.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend cannot be reached (connection refused, pool exhausted, server down).
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend did not answer in time.
+    #[error("backend timed out")]
+    Timeout,
+    /// The backend returned data the crate cannot read.
+    #[error("backend returned a corrupt record: {0}")]
+    Corrupt(String),
+    /// Any other backend failure.
+    #[error("backend failure: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BackendError {
+    /// Wraps any error as [`BackendError::Other`].
+    pub fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Other(error.into())
+    }
+}
+
+/// Every way the device authorization and token endpoints can refuse a request.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(#[from] RequestError),
+    /// Client authentication failed: unknown client, wrong secret, or a method the
+    /// client is not registered for.
+    #[error("client authentication failed")]
+    InvalidClient {
+        /// Whether the client tried the `Authorization` header, which makes the reply
+        /// `401` with `WWW-Authenticate` (RFC 6749 §5.2).
+        via_header: bool,
+    },
+    /// The client may not use the device grant.
+    #[error("the client is not allowed to use the device grant")]
+    UnauthorizedClient,
+    /// A requested scope is unknown or not allowed for the client.
+    #[error("a requested scope is not allowed for this client")]
+    InvalidScope,
+    /// The device code is unknown, belongs to another client, or was already redeemed.
+    #[error("the device code is invalid")]
+    InvalidGrant,
+    /// The token request's `grant_type` is not the device code grant.
+    #[error("unsupported grant type")]
+    UnsupportedGrantType,
+    /// The person has not yet approved or denied the request (RFC 8628 §3.5).
+    #[error("authorization pending")]
+    AuthorizationPending,
+    /// The device polls faster than its interval; the interval grew by 5 seconds.
+    #[error("slow down")]
+    SlowDown,
+    /// The person denied the request.
+    #[error("access denied")]
+    AccessDenied,
+    /// The device code expired before it was redeemed.
+    #[error("the device code has expired")]
+    ExpiredToken,
+    /// A host backend failed; no state was changed by this request.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl OAuthError {
+    /// The OAuth error code this error is sent as: the crate's one mapping.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::InvalidClient { .. } => ErrorCode::InvalidClient,
+            Self::UnauthorizedClient => ErrorCode::UnauthorizedClient,
+            Self::InvalidScope => ErrorCode::InvalidScope,
+            Self::InvalidGrant => ErrorCode::InvalidGrant,
+            Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+            Self::AuthorizationPending => ErrorCode::AuthorizationPending,
+            Self::SlowDown => ErrorCode::SlowDown,
+            Self::AccessDenied => ErrorCode::AccessDenied,
+            Self::ExpiredToken => ErrorCode::ExpiredToken,
+            Self::Backend(BackendError::Unavailable(_) | BackendError::Timeout) => {
+                ErrorCode::TemporarilyUnavailable
+            }
+            Self::Backend(_) => ErrorCode::ServerError,
+        }
+    }
+
+    /// The HTTP status: 400 for OAuth errors, 401 for `invalid_client` sent through
+    /// the `Authorization` header, 503 and 500 for backend failures.
+    pub fn status(&self) -> u16 {
+        match self.code() {
+            ErrorCode::InvalidClient if matches!(self, Self::InvalidClient { via_header: true }) => {
+                401
+            }
+            ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::ServerError => 500,
+            _ => 400,
+        }
+    }
+
+    /// The `error_description` sent to the client, if any. Backend details are never
+    /// sent: they may name hosts or contain record data.
+    pub fn description(&self) -> Option<String> {
+        match self {
+            Self::InvalidRequest(reason) => Some(reason.to_string()),
+            Self::Backend(_) => None,
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// Renders the RFC 6749 §5.2 error response.
+    pub fn to_http(&self) -> HttpResponse {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error_description: Option<&'a str>,
+        }
+        let description = self.description();
+        let body = Body {
+            error: self.code().as_str(),
+            error_description: description.as_deref(),
+        };
+        let mut response = HttpResponse::json(self.status(), &body);
+        if matches!(self, Self::InvalidClient { via_header: true }) {
+            response
+                .headers
+                .push(("www-authenticate", "Basic realm=\"device-grant\"".to_owned()));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_client_via_header_is_401_with_challenge() {
+        let r = OAuthError::InvalidClient { via_header: true }.to_http();
+        assert_eq!(r.status, 401);
+        assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
+        let r = OAuthError::InvalidClient { via_header: false }.to_http();
+        assert_eq!(r.status, 400);
+        assert!(r.header("www-authenticate").is_none());
+    }
+
+    #[test]
+    fn every_error_has_no_store_and_json() {
+        let all = [
+            OAuthError::InvalidRequest(RequestError::InvalidUtf8),
+            OAuthError::InvalidClient { via_header: false },
+            OAuthError::UnauthorizedClient,
+            OAuthError::InvalidScope,
+            OAuthError::InvalidGrant,
+            OAuthError::UnsupportedGrantType,
+            OAuthError::AuthorizationPending,
+            OAuthError::SlowDown,
+            OAuthError::AccessDenied,
+            OAuthError::ExpiredToken,
+            OAuthError::Backend(BackendError::Timeout),
+            OAuthError::Backend(BackendError::Corrupt("x".into())),
+        ];
+        let expected = [
+            "invalid_request",
+            "invalid_client",
+            "unauthorized_client",
+            "invalid_scope",
+            "invalid_grant",
+            "unsupported_grant_type",
+            "authorization_pending",
+            "slow_down",
+            "access_denied",
+            "expired_token",
+            "temporarily_unavailable",
+            "server_error",
+        ];
+        for (e, code) in all.iter().zip(expected) {
+            let r = e.to_http();
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+            assert_eq!(r.header("pragma"), Some("no-cache"));
+            assert_eq!(r.header("content-type"), Some("application/json"));
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(v["error"], code);
+        }
+        assert_eq!(all[10].status(), 503);
+        assert_eq!(all[11].status(), 500);
+        // Backend detail never reaches the client.
+        assert!(!all[11].to_http().body.contains('x'));
+    }
+}

@@ -1,0 +1,58 @@
+//! The pure protocol core: codes, scopes, client credentials, the state machine of a
+//! device authorization, polling-rate rules, request parsing and error rendering.
+//!
+//! Nothing here does I/O or is `async`: every function is a deterministic function
+//! of its inputs (and of a CSPRNG, for code generation), so the core can be tested
+//! exhaustively without a runtime.
+
+pub mod authorization;
+pub mod client;
+pub mod device_code;
+pub mod error;
+pub mod form;
+pub mod polling;
+pub mod response;
+pub mod scope;
+pub mod user_code;
+
+/// Lower-case hex of a byte slice, for `Debug` output of non-secret hashes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Serializes a 32-byte newtype as unpadded base64url text.
+macro_rules! serde_bytes32 {
+    ($t:ident) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use base64::Engine as _;
+                s.serialize_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0))
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                use base64::Engine as _;
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(text.as_bytes())
+                    .map_err(serde::de::Error::custom)?;
+                let array: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| serde::de::Error::custom("expected 32 bytes"))?;
+                Ok(Self(array))
+            }
+        }
+        impl $t {
+            /// The hash as unpadded base64url text (for storage keys).
+            pub fn to_base64url(&self) -> String {
+                use base64::Engine as _;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0)
+            }
+        }
+    };
+}
+pub(crate) use serde_bytes32;

@@ -1,0 +1,406 @@
+//! User codes (RFC 8628 §3.2, §5.1, §6.1): generation, display, normalization of
+//! what a person types, and the keyed hash under which they are stored.
+
+use hmac::{Hmac, Mac as _};
+use rand::Rng as _;
+use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
+
+/// The 20 consonants RFC 8628 §6.1 suggests: no vowels (no words), no look-alikes.
+pub const CONSONANTS: &str = "BCDFGHJKLMNPQRSTVWXZ";
+
+/// The least entropy, in bits, that a [`UserCodePolicy`] may have. Nine decimal
+/// digits (29.9 bits) pass; eight (26.6 bits) do not. See the README's arithmetic.
+pub const MIN_ENTROPY_BITS: f64 = 29.0;
+
+/// The longest input [`UserCodePolicy::normalize`] reads, in characters.
+pub const MAX_INPUT_CHARS: usize = 64;
+
+/// How user codes are drawn and shown: alphabet, length and grouping.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserCodePolicy {
+    alphabet: Vec<u8>,
+    // Index by ASCII byte: whether it belongs to the alphabet.
+    member: [bool; 128],
+    length: usize,
+    group: usize,
+}
+
+impl std::fmt::Debug for UserCodePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCodePolicy")
+            .field("alphabet", &String::from_utf8_lossy(&self.alphabet))
+            .field("length", &self.length)
+            .field("group", &self.group)
+            .field("entropy_bits", &self.entropy_bits())
+            .finish()
+    }
+}
+
+impl Default for UserCodePolicy {
+    fn default() -> Self {
+        Self::consonants()
+    }
+}
+
+/// Why a user-code policy was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// The alphabet has a character that is not an ASCII letter or digit.
+    #[error("the alphabet may hold only ASCII letters and digits")]
+    BadCharacter,
+    /// The alphabet repeats a character (case-insensitively).
+    #[error("the alphabet repeats a character")]
+    RepeatedCharacter,
+    /// The policy has less entropy than [`MIN_ENTROPY_BITS`].
+    #[error("a user code of this policy has {bits:.1} bits of entropy, below the floor of {floor} bits")]
+    TooLittleEntropy {
+        /// The policy's entropy.
+        bits: f64,
+        /// The floor, [`MIN_ENTROPY_BITS`].
+        floor: f64,
+    },
+    /// The code is longer than a person can be asked to type.
+    #[error("a user code may have at most 32 characters")]
+    TooLong,
+}
+
+/// Why typed input is not a user code of the policy. Refused before any storage
+/// look-up, and never counted against the person's attempt budget.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UserCodeError {
+    /// The input has a character no user code contains.
+    #[error("the code contains a character that cannot occur in a code")]
+    InvalidCharacter,
+    /// The input has too few or too many characters.
+    #[error("the code has the wrong number of characters")]
+    WrongLength,
+}
+
+impl UserCodePolicy {
+    /// The default: 8 characters from [`CONSONANTS`], shown `XXXX-XXXX` (34.6 bits).
+    pub fn consonants() -> Self {
+        Self::new(CONSONANTS, 8, 4).expect("the default policy is valid")
+    }
+
+    /// Nine decimal digits shown `XXX-XXX-XXX` (29.9 bits), for devices with a numeric keypad.
+    pub fn numeric() -> Self {
+        Self::new("0123456789", 9, 3).expect("the numeric policy is valid")
+    }
+
+    /// A policy of the given alphabet (ASCII letters and digits, matched
+    /// case-insensitively), length, and group size for display (0 for none).
+    pub fn new(alphabet: &str, length: usize, group: usize) -> Result<Self, PolicyError> {
+        let mut member = [false; 128];
+        let mut chars = Vec::with_capacity(alphabet.len());
+        for c in alphabet.chars() {
+            if !c.is_ascii_alphanumeric() {
+                return Err(PolicyError::BadCharacter);
+            }
+            let b = c.to_ascii_uppercase() as u8;
+            if member[b as usize] {
+                return Err(PolicyError::RepeatedCharacter);
+            }
+            member[b as usize] = true;
+            chars.push(b);
+        }
+        if length > 32 {
+            return Err(PolicyError::TooLong);
+        }
+        let policy = Self {
+            alphabet: chars,
+            member,
+            length,
+            group,
+        };
+        let bits = policy.entropy_bits();
+        if bits < MIN_ENTROPY_BITS || policy.alphabet.len() < 2 {
+            return Err(PolicyError::TooLittleEntropy {
+                bits,
+                floor: MIN_ENTROPY_BITS,
+            });
+        }
+        Ok(policy)
+    }
+
+    /// The entropy of one code in bits: `length × log2(alphabet size)`.
+    pub fn entropy_bits(&self) -> f64 {
+        self.length as f64 * (self.alphabet.len() as f64).log2()
+    }
+
+    /// How many distinct codes the policy can draw.
+    pub fn code_space(&self) -> f64 {
+        (self.alphabet.len() as f64).powi(self.length as i32)
+    }
+
+    /// The number of characters in a code, separators excluded.
+    pub fn length(&self) -> usize {
+        self.length
+    }
+
+    /// Draws a code uniformly from the policy's space with `rand`'s thread-local
+    /// CSPRNG. `random_range` rejects out-of-range samples, so there is no modulo bias.
+    pub fn generate(&self) -> UserCode {
+        let mut rng = rand::rng();
+        let canonical: String = (0..self.length)
+            .map(|_| self.alphabet[rng.random_range(0..self.alphabet.len())] as char)
+            .collect();
+        self.make(canonical)
+    }
+
+    /// Reads what a person typed: case-insensitive; spaces, dashes and other
+    /// punctuation ignored; full-width forms (as typed with CJK input methods) folded
+    /// to ASCII. Anything else that is not in the alphabet is refused.
+    pub fn normalize(&self, input: &str) -> Result<UserCode, UserCodeError> {
+        let mut canonical = String::with_capacity(self.length);
+        for (i, c) in input.chars().enumerate() {
+            if i >= MAX_INPUT_CHARS {
+                return Err(UserCodeError::WrongLength);
+            }
+            let c = fold_full_width(c);
+            if c.is_ascii_punctuation() || c.is_whitespace() || is_dash(c) {
+                continue;
+            }
+            if !c.is_ascii() {
+                return Err(UserCodeError::InvalidCharacter);
+            }
+            let b = c.to_ascii_uppercase() as u8;
+            if !self.member[b as usize] {
+                return Err(UserCodeError::InvalidCharacter);
+            }
+            if canonical.len() == self.length {
+                return Err(UserCodeError::WrongLength);
+            }
+            canonical.push(b as char);
+        }
+        if canonical.len() != self.length {
+            return Err(UserCodeError::WrongLength);
+        }
+        Ok(self.make(canonical))
+    }
+
+    fn make(&self, canonical: String) -> UserCode {
+        let display = if self.group == 0 || self.group >= canonical.len() {
+            canonical.clone()
+        } else {
+            let mut s = String::with_capacity(canonical.len() + canonical.len() / self.group);
+            for (i, c) in canonical.chars().enumerate() {
+                if i > 0 && i % self.group == 0 {
+                    s.push('-');
+                }
+                s.push(c);
+            }
+            s
+        };
+        UserCode { canonical, display }
+    }
+}
+
+fn fold_full_width(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{3000}' => ' ',
+        _ => c,
+    }
+}
+
+fn is_dash(c: char) -> bool {
+    matches!(c, '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FE58}' | '\u{FE63}')
+}
+
+/// A user code: the short code a person types on another device.
+///
+/// `Debug` redacts it. [`UserCode::display`] is the form shown to people
+/// (`WDJB-MJHT`), [`UserCode::canonical`] the normalized form that is hashed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserCode {
+    canonical: String,
+    display: String,
+}
+
+impl UserCode {
+    /// The code as shown to a person, with group separators.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// The normalized code: upper-case alphabet characters only.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
+    }
+}
+
+impl std::fmt::Debug for UserCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserCode([redacted])")
+    }
+}
+
+/// The host's secret key for hashing user codes (HMAC-SHA-256).
+///
+/// A user code has only ~35 bits of entropy: a plain hash of it would fall to an
+/// offline brute force in seconds. Keyed with a secret kept outside the store, a
+/// leaked store reveals nothing. `Debug` redacts it.
+#[derive(Clone)]
+pub struct UserCodeKey(Hmac<Sha256>);
+
+/// The least length of a [`UserCodeKey`] in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+
+impl UserCodeKey {
+    /// A key from secret bytes; refuses fewer than [`MIN_KEY_BYTES`].
+    pub fn new(secret: &[u8]) -> Result<Self, KeyTooShort> {
+        if secret.len() < MIN_KEY_BYTES {
+            return Err(KeyTooShort(secret.len()));
+        }
+        Hmac::new_from_slice(secret)
+            .map(Self)
+            .map_err(|_| KeyTooShort(secret.len()))
+    }
+
+    /// A random key, for a single-instance server (hashes do not survive a restart
+    /// with another key: pending requests are lost, which a memory store loses anyway).
+    pub fn generate() -> Self {
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+        Self(Hmac::new_from_slice(&secret).expect("HMAC takes any key length"))
+    }
+
+    /// The keyed hash of a user code: the only form in which it is stored.
+    pub fn hash(&self, code: &UserCode) -> UserCodeHash {
+        let mut mac = self.0.clone();
+        mac.update(code.canonical.as_bytes());
+        UserCodeHash(mac.finalize().into_bytes().into())
+    }
+}
+
+impl std::fmt::Debug for UserCodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserCodeKey([redacted])")
+    }
+}
+
+/// A [`UserCodeKey`] shorter than [`MIN_KEY_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a user-code key needs at least 32 bytes, got {0}")]
+pub struct KeyTooShort(pub usize);
+
+/// The keyed hash of a [`UserCode`]: the key of the user-code index.
+#[derive(Clone, Copy, Eq)]
+pub struct UserCodeHash(pub [u8; 32]);
+
+impl PartialEq for UserCodeHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl std::hash::Hash for UserCodeHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from_le_bytes(self.0[..8].try_into().unwrap_or_default()));
+    }
+}
+
+impl std::fmt::Debug for UserCodeHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserCodeHash({})", crate::protocol::hex(&self.0[..6]))
+    }
+}
+
+crate::protocol::serde_bytes32!(UserCodeHash);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_shape_and_entropy() {
+        let p = UserCodePolicy::default();
+        let code = p.generate();
+        assert_eq!(code.canonical().len(), 8);
+        assert_eq!(code.display().len(), 9);
+        assert_eq!(&code.display()[4..5], "-");
+        assert!(code.canonical().chars().all(|c| CONSONANTS.contains(c)));
+        assert!((p.entropy_bits() - 34.57).abs() < 0.01);
+        let n = UserCodePolicy::numeric().generate();
+        assert_eq!(n.display().len(), 11);
+        assert!(n.canonical().chars().all(|c| c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn policy_floor_and_validation() {
+        assert!(matches!(
+            UserCodePolicy::new("0123456789", 8, 4),
+            Err(PolicyError::TooLittleEntropy { .. })
+        ));
+        assert!(UserCodePolicy::new("0123456789", 9, 3).is_ok());
+        assert_eq!(
+            UserCodePolicy::new("ABCa", 20, 4),
+            Err(PolicyError::RepeatedCharacter)
+        );
+        assert_eq!(
+            UserCodePolicy::new("AB-", 20, 4),
+            Err(PolicyError::BadCharacter)
+        );
+        assert_eq!(UserCodePolicy::new("AB", 40, 4), Err(PolicyError::TooLong));
+    }
+
+    #[test]
+    fn normalization_accepts_what_people_type() {
+        let p = UserCodePolicy::default();
+        for input in [
+            "WDJB-MJHT",
+            "wdjbmjht",
+            " wdjb mjht ",
+            "W.D.J.B_M/J/H\tT",
+            "WDJB\u{2014}MJHT",
+            "ＷＤＪＢ－ＭＪＨＴ",
+        ] {
+            let c = p.normalize(input).unwrap();
+            assert_eq!(c.canonical(), "WDJBMJHT", "{input:?}");
+            assert_eq!(c.display(), "WDJB-MJHT");
+        }
+    }
+
+    #[test]
+    fn normalization_refuses_impossible_input() {
+        let p = UserCodePolicy::default();
+        assert_eq!(p.normalize("WDJB-MJHA"), Err(UserCodeError::InvalidCharacter));
+        assert_eq!(p.normalize("WDJB-MJH"), Err(UserCodeError::WrongLength));
+        assert_eq!(p.normalize("WDJB-MJHTT"), Err(UserCodeError::WrongLength));
+        assert_eq!(p.normalize(""), Err(UserCodeError::WrongLength));
+        assert_eq!(p.normalize("WDJBMJHé"), Err(UserCodeError::InvalidCharacter));
+        assert_eq!(p.normalize(&"-".repeat(10_000)), Err(UserCodeError::WrongLength));
+    }
+
+    #[test]
+    fn keyed_hash_depends_on_key_and_code() {
+        assert_eq!(UserCodeKey::new(&[1; 31]).unwrap_err(), KeyTooShort(31));
+        let k1 = UserCodeKey::new(&[1; 32]).unwrap();
+        let k2 = UserCodeKey::new(&[2; 32]).unwrap();
+        let p = UserCodePolicy::default();
+        let a = p.normalize("WDJB-MJHT").unwrap();
+        let b = p.normalize("wdjbmjht").unwrap();
+        let c = p.normalize("WDJB-MJHV").unwrap();
+        assert_eq!(k1.hash(&a), k1.hash(&b));
+        assert_ne!(k1.hash(&a), k1.hash(&c));
+        assert_ne!(k1.hash(&a), k2.hash(&a));
+        assert!(!format!("{a:?}{k1:?}").contains("WDJB"));
+    }
+
+    #[test]
+    fn generation_is_roughly_uniform() {
+        // 20 symbols × 8 positions × 2000 codes: each symbol expected 800 times.
+        let p = UserCodePolicy::default();
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..2000 {
+            for c in p.generate().canonical().chars() {
+                *counts.entry(c).or_insert(0u32) += 1;
+            }
+        }
+        assert_eq!(counts.len(), 20);
+        assert!(counts.values().all(|&n| (650..950).contains(&n)), "{counts:?}");
+    }
+}
