@@ -1,5 +1,116 @@
-//! device-grant
+//! The OAuth 2.0 Device Authorization Grant ([RFC 8628]) for Rust authorization
+//! servers: the state machine, polling-rate enforcement, user codes, both
+//! endpoints' parsing and RFC-exact responses, behind small traits the host
+//! implements. No web framework, no runtime, no I/O of its own.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use device_grant::{
+//!     ApprovedGrant, AuthMethod, BackendError, Client, Config, DeviceGrant, EndpointRequest,
+//!     LimiterKey, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer, TokenResponse,
+//!     ToHttp, UserCodeKey,
+//! };
+//!
+//! struct Issuer;
+//! #[async_trait::async_trait]
+//! impl TokenIssuer for Issuer {
+//!     async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
+//!         Ok(TokenResponse::bearer(format!("token-for-{}", grant.approval.subject.as_str())))
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+//! tv.allowed_scopes = ScopeSet::parse("profile").unwrap();
+//! let config = Config::builder("https://as.example/device", UserCodeKey::new(&[7; 32]).unwrap())
+//!     .build()
+//!     .unwrap();
+//! let grant = DeviceGrant::builder(
+//!     config,
+//!     Arc::new(StaticClients::new().with_public(tv)),
+//!     Arc::new(Issuer),
+//! )
+//! .build();
+//!
+//! // The device asks for codes…
+//! let codes = grant
+//!     .device_authorization(EndpointRequest::form(b"client_id=tv-app&scope=profile"), RequestContext::default())
+//!     .await
+//!     .unwrap();
+//! let poll = format!(
+//!     "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id=tv-app&device_code={}",
+//!     codes.device_code.secret()
+//! );
+//! // …polls at once, and is told to wait…
+//! let pending = grant.token(EndpointRequest::form(poll.as_bytes())).await;
+//! assert_eq!(pending.to_http().status, 400); // {"error":"authorization_pending",…}
+//!
+//! // …while the person types the code on their phone and approves…
+//! let found = grant.verify(codes.user_code.display(), &LimiterKey::new("session-1")).await.unwrap();
+//! grant.approve(&found.ticket, Subject::new("alice"), found.request.scopes.clone(), None).await.unwrap();
+//!
+//! // …and the next poll gets the tokens, exactly once.
+//! let tokens = grant.token(EndpointRequest::form(poll.as_bytes())).await.unwrap();
+//! assert_eq!(tokens.access_token.secret(), "token-for-alice");
+//! assert_eq!(tokens.to_http().header("cache-control"), Some("no-store"));
+//! # });
+//! ```
+//!
+//! # Layout
+//!
+//! - [`protocol`]: the pure core — codes, scopes, credentials, the state machine,
+//!   polling rules, form parsing, errors. No `async`, no I/O.
+//! - [`host`]: the traits the host implements (store, clients, issuer, limiter,
+//!   clock, events).
+//! - [`endpoint`]: the endpoints, methods of [`DeviceGrant`], orchestrating both.
+//! - [`memory`]: the embedded store and limiter.
+//!
+//! # Guarantees
+//!
+//! - Device codes are stored only as SHA-256, user codes only as HMAC-SHA-256
+//!   keyed with the host's secret; every secret-bearing type redacts `Debug`.
+//! - Every state change is a compare-and-set: a code is redeemed at most once,
+//!   however many polls race, and approve racing deny has one winner.
+//! - Every response of both endpoints carries `Cache-Control: no-store`.
+//! - No input makes the crate panic.
+//!
+//! [RFC 8628]: https://www.rfc-editor.org/rfc/rfc8628
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod config;
+pub mod endpoint;
+mod grant;
+pub mod host;
+mod integration;
+pub mod memory;
+pub mod metadata;
 pub mod protocol;
+
+pub use config::{Config, ConfigBuilder, ConfigError};
+pub use endpoint::device_authorization::DeviceAuthorizationResponse;
+pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
+pub use endpoint::verification::{PendingRequest, VerificationError, VerificationTicket};
+pub use endpoint::{EndpointRequest, ToHttp};
+pub use grant::{DeviceGrant, DeviceGrantBuilder};
+pub use host::clients::{ClientRegistry, StaticClients};
+pub use host::clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "tracing")]
+pub use host::events::TracingEvents;
+pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
+pub use host::issuer::{ApprovedGrant, Token, TokenIssuer, TokenResponse};
+pub use host::limiter::{Admission, AttemptLimiter, Budget, LimiterKey};
+pub use host::store::{Inserted, Store};
+pub use memory::{MemoryLimiter, MemoryStore};
+pub use metadata::Metadata;
+pub use protocol::authorization::{
+    Approval, AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails, Status, Subject,
+};
+pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret};
+pub use protocol::device_code::{DeviceCode, DeviceCodeHash};
+pub use protocol::error::{BackendError, ErrorCode, OAuthError, RequestError};
+pub use protocol::form::Limits;
+pub use protocol::polling::{Interval, PollingRules};
+pub use protocol::response::HttpResponse;
+pub use protocol::scope::{Scope, ScopeSet};
+pub use protocol::user_code::{UserCode, UserCodeHash, UserCodeKey, UserCodePolicy};

@@ -294,7 +294,11 @@ impl DeviceAuthorization {
     }
 
     /// Pending → Approved, for a live request and scopes within those requested.
-    pub fn approve(&self, approval: Approval, now: OffsetDateTime) -> Result<Self, TransitionError> {
+    pub fn approve(
+        &self,
+        approval: Approval,
+        now: OffsetDateTime,
+    ) -> Result<Self, TransitionError> {
         self.check_live(now)?;
         if !approval.scopes.is_subset(&self.request.scopes) {
             return Err(TransitionError::ScopeNotRequested);
@@ -405,13 +409,22 @@ pub(crate) mod tests {
             p.approve(approval("email"), at(10)),
             Err(TransitionError::ScopeNotRequested)
         );
-        assert_eq!(p.approve(approval(""), at(600)), Err(TransitionError::Expired));
+        assert_eq!(
+            p.approve(approval(""), at(600)),
+            Err(TransitionError::Expired)
+        );
         assert!(p.approve(approval(""), at(599)).is_ok());
-        assert_eq!(a.approve(approval(""), at(11)), Err(TransitionError::NotPending));
+        assert_eq!(
+            a.approve(approval(""), at(11)),
+            Err(TransitionError::NotPending)
+        );
         assert_eq!(a.deny(at(11)), Err(TransitionError::NotPending));
         let d = p.deny(at(10)).unwrap();
         assert_eq!(d.deny(at(11)), Err(TransitionError::NotPending));
-        assert_eq!(d.approve(approval(""), at(11)), Err(TransitionError::NotPending));
+        assert_eq!(
+            d.approve(approval(""), at(11)),
+            Err(TransitionError::NotPending)
+        );
         assert_eq!(p.deny(at(600)), Err(TransitionError::Expired));
     }
 
@@ -426,11 +439,17 @@ pub(crate) mod tests {
         assert_eq!(p1.last_poll, Some(at(0)));
         // Too early: slow_down, interval persisted, last normal poll unchanged.
         let slow = p1.poll(at(2), &rules);
-        assert_eq!(slow.outcome, PollOutcome::SlowDown(Interval::from_secs(10).unwrap()));
+        assert_eq!(
+            slow.outcome,
+            PollOutcome::SlowDown(Interval::from_secs(10).unwrap())
+        );
         let p2 = slow.next.unwrap();
         assert_eq!(p2.last_poll, Some(at(0)));
         // After the old interval but before old + 5 s: still slow_down.
-        assert!(matches!(p2.poll(at(7), &rules).outcome, PollOutcome::SlowDown(_)));
+        assert!(matches!(
+            p2.poll(at(7), &rules).outcome,
+            PollOutcome::SlowDown(_)
+        ));
         assert_eq!(p2.poll(at(10), &rules).outcome, PollOutcome::Pending);
         // Approved: redeemed whatever the pace.
         let a = p2.approve(approval(""), at(3)).unwrap();
@@ -453,7 +472,9 @@ pub(crate) mod tests {
 
     #[test]
     fn records_round_trip_through_json_without_secrets() {
-        let a = pending("openid").approve(approval("openid"), at(1)).unwrap();
+        let a = pending("openid")
+            .approve(approval("openid"), at(1))
+            .unwrap();
         let json = serde_json::to_string(&a).unwrap();
         let back: DeviceAuthorization = serde_json::from_str(&json).unwrap();
         assert_eq!(a, back);

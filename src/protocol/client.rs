@@ -11,7 +11,9 @@ use crate::protocol::polling::Interval;
 use crate::protocol::scope::ScopeSet;
 
 /// A client identifier (RFC 6749 §2.2). Not a secret.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct ClientId(String);
 
@@ -222,7 +224,10 @@ mod tests {
     }
 
     fn basic(raw: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
     }
 
     #[test]
@@ -232,7 +237,11 @@ mod tests {
         assert_eq!(c.id.as_str(), "my client");
         assert_eq!(c.method, AuthMethod::ClientSecretBasic);
         assert_eq!(c.secret.unwrap().secret(), "p:ss+w%rd");
-        let c = read("", Some(&basic("printer:printer-secret").replace("Basic", "bAsIc"))).unwrap();
+        let c = read(
+            "",
+            Some(&basic("printer:printer-secret").replace("Basic", "bAsIc")),
+        )
+        .unwrap();
         assert_eq!(c.id.as_str(), "printer");
     }
 
@@ -246,7 +255,9 @@ mod tests {
         ));
         assert!(matches!(
             read("client_secret=s", Some(&h)),
-            Err(OAuthError::InvalidRequest(RequestError::MultipleClientAuthentication))
+            Err(OAuthError::InvalidRequest(
+                RequestError::MultipleClientAuthentication
+            ))
         ));
     }
 
@@ -263,7 +274,9 @@ mod tests {
         ));
         assert!(matches!(
             read("client_id=a&client_id=b", None),
-            Err(OAuthError::InvalidRequest(RequestError::RepeatedParameter("client_id")))
+            Err(OAuthError::InvalidRequest(RequestError::RepeatedParameter(
+                "client_id"
+            )))
         ));
     }
 
@@ -278,7 +291,10 @@ mod tests {
             &basic("id:%FF"),
         ] {
             assert!(
-                matches!(read("", Some(h)), Err(OAuthError::InvalidClient { via_header: true })),
+                matches!(
+                    read("", Some(h)),
+                    Err(OAuthError::InvalidClient { via_header: true })
+                ),
                 "{h}"
             );
         }

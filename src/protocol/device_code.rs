@@ -69,7 +69,9 @@ impl PartialEq for DeviceCodeHash {
 impl std::hash::Hash for DeviceCodeHash {
     // The bytes are already a uniform hash: eight of them are a perfect map key.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(u64::from_le_bytes(self.0[..8].try_into().unwrap_or_default()));
+        state.write_u64(u64::from_le_bytes(
+            self.0[..8].try_into().unwrap_or_default(),
+        ));
     }
 }
 

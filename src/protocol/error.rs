@@ -166,6 +166,14 @@ pub enum OAuthError {
     /// The device code expired before it was redeemed.
     #[error("the device code has expired")]
     ExpiredToken,
+    /// No free user code was found in the configured number of tries: the code
+    /// space is crowded. Sent as `temporarily_unavailable`.
+    #[error("no free user code could be drawn")]
+    UserCodesExhausted,
+    /// The record changed under every one of the crate's compare-and-set rounds.
+    /// Sent as `temporarily_unavailable`; the client polls again.
+    #[error("the request is contended")]
+    Contended,
     /// A host backend failed; no state was changed by this request.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -185,7 +193,9 @@ impl OAuthError {
             Self::SlowDown => ErrorCode::SlowDown,
             Self::AccessDenied => ErrorCode::AccessDenied,
             Self::ExpiredToken => ErrorCode::ExpiredToken,
-            Self::Backend(BackendError::Unavailable(_) | BackendError::Timeout) => {
+            Self::UserCodesExhausted
+            | Self::Contended
+            | Self::Backend(BackendError::Unavailable(_) | BackendError::Timeout) => {
                 ErrorCode::TemporarilyUnavailable
             }
             Self::Backend(_) => ErrorCode::ServerError,
@@ -196,7 +206,9 @@ impl OAuthError {
     /// the `Authorization` header, 503 and 500 for backend failures.
     pub fn status(&self) -> u16 {
         match self.code() {
-            ErrorCode::InvalidClient if matches!(self, Self::InvalidClient { via_header: true }) => {
+            ErrorCode::InvalidClient
+                if matches!(self, Self::InvalidClient { via_header: true }) =>
+            {
                 401
             }
             ErrorCode::TemporarilyUnavailable => 503,
@@ -230,9 +242,10 @@ impl OAuthError {
         };
         let mut response = HttpResponse::json(self.status(), &body);
         if matches!(self, Self::InvalidClient { via_header: true }) {
-            response
-                .headers
-                .push(("www-authenticate", "Basic realm=\"device-grant\"".to_owned()));
+            response.headers.push((
+                "www-authenticate",
+                "Basic realm=\"device-grant\"".to_owned(),
+            ));
         }
         response
     }

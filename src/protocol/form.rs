@@ -40,17 +40,19 @@ pub struct Form<'a> {
 impl std::fmt::Debug for Form<'_> {
     // Values may be secrets (client_secret, device_code): print names only.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.pairs.iter().map(|(k, _)| k)).finish()
+        f.debug_list()
+            .entries(self.pairs.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
 /// Whether a `Content-Type` value names a form body (parameters such as
 /// `charset=UTF-8` are allowed).
 pub fn is_form_content_type(value: &str) -> bool {
-    value
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    value.split(';').next().is_some_and(|t| {
+        t.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
 impl<'a> Form<'a> {
@@ -150,7 +152,9 @@ mod tests {
     #[test]
     fn content_type() {
         assert!(is_form_content_type("application/x-www-form-urlencoded"));
-        assert!(is_form_content_type("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
+        assert!(is_form_content_type(
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+        ));
         assert!(!is_form_content_type("application/json"));
         assert!(!is_form_content_type("multipart/form-data"));
     }

@@ -15,7 +15,9 @@ use time::{Duration, OffsetDateTime};
 pub const SLOW_DOWN_STEP_SECS: u32 = 5;
 
 /// A polling interval in whole seconds, as sent in the `interval` member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Interval(u32);
 
@@ -40,7 +42,11 @@ impl Interval {
 
     /// The interval after a `slow_down`: 5 s more, but not above `max`.
     pub fn slowed(self, max: Interval) -> Self {
-        Self(self.0.saturating_add(SLOW_DOWN_STEP_SECS).min(max.0.max(self.0)))
+        Self(
+            self.0
+                .saturating_add(SLOW_DOWN_STEP_SECS)
+                .min(max.0.max(self.0)),
+        )
     }
 }
 
@@ -123,7 +129,10 @@ mod tests {
             ..r
         };
         assert_eq!(strict.pace(i, Some(t(0.0)), t(5.0)), Pace::OnTime);
-        assert!(matches!(strict.pace(i, Some(t(0.0)), t(4.999)), Pace::TooEarly { .. }));
+        assert!(matches!(
+            strict.pace(i, Some(t(0.0)), t(4.999)),
+            Pace::TooEarly { .. }
+        ));
     }
 
     #[test]

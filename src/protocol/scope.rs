@@ -15,7 +15,11 @@ impl Scope {
             && token
                 .bytes()
                 .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-        if valid { Ok(Self(token)) } else { Err(MalformedScope) }
+        if valid {
+            Ok(Self(token))
+        } else {
+            Err(MalformedScope)
+        }
     }
 
     /// The token.

@@ -54,7 +54,9 @@ pub enum PolicyError {
     #[error("the alphabet repeats a character")]
     RepeatedCharacter,
     /// The policy has less entropy than [`MIN_ENTROPY_BITS`].
-    #[error("a user code of this policy has {bits:.1} bits of entropy, below the floor of {floor} bits")]
+    #[error(
+        "a user code of this policy has {bits:.1} bits of entropy, below the floor of {floor} bits"
+    )]
     TooLittleEntropy {
         /// The policy's entropy.
         bits: f64,
@@ -207,7 +209,10 @@ fn fold_full_width(c: char) -> char {
 }
 
 fn is_dash(c: char) -> bool {
-    matches!(c, '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FE58}' | '\u{FE63}')
+    matches!(
+        c,
+        '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FE58}' | '\u{FE63}'
+    )
 }
 
 /// A user code: the short code a person types on another device.
@@ -299,7 +304,9 @@ impl PartialEq for UserCodeHash {
 
 impl std::hash::Hash for UserCodeHash {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(u64::from_le_bytes(self.0[..8].try_into().unwrap_or_default()));
+        state.write_u64(u64::from_le_bytes(
+            self.0[..8].try_into().unwrap_or_default(),
+        ));
     }
 }
 
@@ -367,12 +374,21 @@ mod tests {
     #[test]
     fn normalization_refuses_impossible_input() {
         let p = UserCodePolicy::default();
-        assert_eq!(p.normalize("WDJB-MJHA"), Err(UserCodeError::InvalidCharacter));
+        assert_eq!(
+            p.normalize("WDJB-MJHA"),
+            Err(UserCodeError::InvalidCharacter)
+        );
         assert_eq!(p.normalize("WDJB-MJH"), Err(UserCodeError::WrongLength));
         assert_eq!(p.normalize("WDJB-MJHTT"), Err(UserCodeError::WrongLength));
         assert_eq!(p.normalize(""), Err(UserCodeError::WrongLength));
-        assert_eq!(p.normalize("WDJBMJHé"), Err(UserCodeError::InvalidCharacter));
-        assert_eq!(p.normalize(&"-".repeat(10_000)), Err(UserCodeError::WrongLength));
+        assert_eq!(
+            p.normalize("WDJBMJHé"),
+            Err(UserCodeError::InvalidCharacter)
+        );
+        assert_eq!(
+            p.normalize(&"-".repeat(10_000)),
+            Err(UserCodeError::WrongLength)
+        );
     }
 
     #[test]
@@ -401,6 +417,9 @@ mod tests {
             }
         }
         assert_eq!(counts.len(), 20);
-        assert!(counts.values().all(|&n| (650..950).contains(&n)), "{counts:?}");
+        assert!(
+            counts.values().all(|&n| (650..950).contains(&n)),
+            "{counts:?}"
+        );
     }
 }

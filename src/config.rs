@@ -1,0 +1,290 @@
+//! Configuration: one builder, documented defaults, validated at start-up.
+
+use time::Duration;
+
+use crate::host::limiter::Budget;
+use crate::protocol::form::Limits;
+use crate::protocol::polling::{Interval, PollingRules};
+use crate::protocol::user_code::{UserCodeKey, UserCodePolicy};
+
+/// A configuration value that was refused by [`ConfigBuilder::build`].
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The verification URI is not an absolute `https` URL (`http` is allowed for
+    /// loopback hosts only, for development), or has a fragment.
+    #[error("verification_uri must be an absolute https URL without fragment: {0}")]
+    VerificationUri(String),
+    /// The lifetime is outside 30 s ..= 1 h, or not longer than the interval.
+    #[error("the code lifetime must be within 30 s and 1 h and longer than the interval")]
+    Lifetime,
+    /// The interval is above the polling cap.
+    #[error("the interval must not exceed the maximum interval")]
+    Interval,
+    /// The leeway is negative or not shorter than the interval.
+    #[error("the polling leeway must be at least zero and shorter than the interval")]
+    Leeway,
+    /// The attempt budget allows no attempt or has a window under one second.
+    #[error("the attempt budget needs at least one attempt and a window of at least 1 s")]
+    Budget,
+    /// A limit is zero.
+    #[error("request limits must be positive")]
+    Limits,
+    /// The retention is negative.
+    #[error("the retention after expiry must not be negative")]
+    Retention,
+}
+
+/// The validated configuration of a [`crate::DeviceGrant`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) verification_uri: url::Url,
+    pub(crate) complete_uri: bool,
+    pub(crate) lifetime: Duration,
+    pub(crate) interval: Interval,
+    pub(crate) polling: PollingRules,
+    pub(crate) user_code_policy: UserCodePolicy,
+    pub(crate) user_code_key: UserCodeKey,
+    pub(crate) budget: Budget,
+    pub(crate) limits: Limits,
+    pub(crate) retention: Duration,
+    pub(crate) user_code_tries: u32,
+}
+
+impl Config {
+    /// A builder with the defaults. `verification_uri` is the page where people
+    /// enter the code; `user_code_key` the secret user codes are hashed with, the
+    /// same on every instance that shares a store.
+    pub fn builder(
+        verification_uri: impl Into<String>,
+        user_code_key: UserCodeKey,
+    ) -> ConfigBuilder {
+        ConfigBuilder {
+            verification_uri: verification_uri.into(),
+            complete_uri: true,
+            lifetime: Duration::seconds(600),
+            interval: Interval::DEFAULT,
+            polling: PollingRules::default(),
+            user_code_policy: UserCodePolicy::default(),
+            user_code_key,
+            budget: Budget::default(),
+            limits: Limits::default(),
+            retention: Duration::seconds(600),
+            user_code_tries: 8,
+        }
+    }
+
+    /// The code lifetime (`expires_in`).
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// The default polling interval.
+    pub fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    /// The user-code policy.
+    pub fn user_code_policy(&self) -> &UserCodePolicy {
+        &self.user_code_policy
+    }
+
+    /// The attempt budget per limiter key.
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// The verification URI.
+    pub fn verification_uri(&self) -> &str {
+        self.verification_uri.as_str()
+    }
+}
+
+/// Builds a [`Config`]; see each setter for its default.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    verification_uri: String,
+    complete_uri: bool,
+    lifetime: Duration,
+    interval: Interval,
+    polling: PollingRules,
+    user_code_policy: UserCodePolicy,
+    user_code_key: UserCodeKey,
+    budget: Budget,
+    limits: Limits,
+    retention: Duration,
+    user_code_tries: u32,
+}
+
+impl ConfigBuilder {
+    /// How long codes live (`expires_in`). Default 600 s; 30 s ..= 1 h.
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// The polling interval sent to devices. Default 5 s.
+    pub fn interval(mut self, interval: Interval) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Polling leeway (default 1 s) and interval cap (default 60 s).
+    pub fn polling(mut self, rules: PollingRules) -> Self {
+        self.polling = rules;
+        self
+    }
+
+    /// The user-code policy. Default [`UserCodePolicy::consonants`].
+    pub fn user_code_policy(mut self, policy: UserCodePolicy) -> Self {
+        self.user_code_policy = policy;
+        self
+    }
+
+    /// Whether responses carry `verification_uri_complete`. Default true.
+    pub fn verification_uri_complete(mut self, on: bool) -> Self {
+        self.complete_uri = on;
+        self
+    }
+
+    /// The wrong-user-code budget per limiter key. Default 5 per 5 minutes.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Request size limits. Default [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long records are kept after expiry, so that late polls get
+    /// `expired_token` and replays are recognized. Default 600 s.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let uri = url::Url::parse(&self.verification_uri)
+            .map_err(|_| ConfigError::VerificationUri(self.verification_uri.clone()))?;
+        let loopback = match uri.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        let scheme_ok = uri.scheme() == "https" || (uri.scheme() == "http" && loopback);
+        if !scheme_ok || uri.fragment().is_some() || uri.host().is_none() {
+            return Err(ConfigError::VerificationUri(self.verification_uri));
+        }
+        if self.lifetime < Duration::seconds(30)
+            || self.lifetime > Duration::hours(1)
+            || self.lifetime <= self.interval.duration()
+        {
+            return Err(ConfigError::Lifetime);
+        }
+        if self.interval > self.polling.max_interval {
+            return Err(ConfigError::Interval);
+        }
+        if self.polling.leeway.is_negative() || self.polling.leeway >= self.interval.duration() {
+            return Err(ConfigError::Leeway);
+        }
+        if self.budget.attempts == 0 || self.budget.window < Duration::seconds(1) {
+            return Err(ConfigError::Budget);
+        }
+        let l = self.limits;
+        if l.max_body_bytes == 0
+            || l.max_parameters == 0
+            || l.max_value_bytes == 0
+            || l.max_scopes == 0
+        {
+            return Err(ConfigError::Limits);
+        }
+        if self.retention.is_negative() {
+            return Err(ConfigError::Retention);
+        }
+        Ok(Config {
+            verification_uri: uri,
+            complete_uri: self.complete_uri,
+            lifetime: self.lifetime,
+            interval: self.interval,
+            polling: self.polling,
+            user_code_policy: self.user_code_policy,
+            user_code_key: self.user_code_key,
+            budget: self.budget,
+            limits: self.limits,
+            retention: self.retention,
+            user_code_tries: self.user_code_tries,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(uri: &str) -> ConfigBuilder {
+        Config::builder(uri, UserCodeKey::new(&[9; 32]).unwrap())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = b("https://example.com/device").build().unwrap();
+        assert_eq!(c.lifetime(), Duration::seconds(600));
+        assert_eq!(c.interval(), Interval::DEFAULT);
+        assert!(b("http://127.0.0.1:8080/device").build().is_ok());
+        assert!(b("http://localhost/device").build().is_ok());
+    }
+
+    #[test]
+    fn bad_values_fail_at_start_up() {
+        for uri in [
+            "http://example.com/device",
+            "/device",
+            "https://x/#frag",
+            "ftp://x/",
+        ] {
+            assert!(
+                matches!(b(uri).build(), Err(ConfigError::VerificationUri(_))),
+                "{uri}"
+            );
+        }
+        let ok = || b("https://example.com/device");
+        assert_eq!(
+            ok().lifetime(Duration::seconds(10)).build().err(),
+            Some(ConfigError::Lifetime)
+        );
+        assert_eq!(
+            ok().lifetime(Duration::hours(2)).build().err(),
+            Some(ConfigError::Lifetime)
+        );
+        assert_eq!(
+            ok().interval(Interval::from_secs(61).unwrap())
+                .build()
+                .err(),
+            Some(ConfigError::Interval)
+        );
+        let rules = PollingRules {
+            leeway: Duration::seconds(5),
+            ..PollingRules::default()
+        };
+        assert_eq!(ok().polling(rules).build().err(), Some(ConfigError::Leeway));
+        let budget = Budget {
+            attempts: 0,
+            ..Budget::default()
+        };
+        assert_eq!(ok().budget(budget).build().err(), Some(ConfigError::Budget));
+        let limits = Limits {
+            max_scopes: 0,
+            ..Limits::default()
+        };
+        assert_eq!(ok().limits(limits).build().err(), Some(ConfigError::Limits));
+        assert_eq!(
+            ok().retention(Duration::seconds(-1)).build().err(),
+            Some(ConfigError::Retention)
+        );
+    }
+}

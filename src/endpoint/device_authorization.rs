@@ -1,0 +1,149 @@
+//! The device authorization endpoint (RFC 8628 §3.1, §3.2).
+
+use crate::endpoint::{EndpointRequest, ToHttp};
+use crate::grant::DeviceGrant;
+use crate::host::events::Event;
+use crate::host::store::Inserted;
+use crate::protocol::authorization::{
+    AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails,
+};
+use crate::protocol::client::Client;
+use crate::protocol::device_code::DeviceCode;
+use crate::protocol::error::{OAuthError, RequestError};
+use crate::protocol::polling::Interval;
+use crate::protocol::response::HttpResponse;
+use crate::protocol::scope::ScopeSet;
+use crate::protocol::user_code::UserCode;
+
+/// The RFC 8628 §3.2 response. `Debug` redacts both codes.
+#[derive(Debug, Clone)]
+pub struct DeviceAuthorizationResponse {
+    /// The new authorization's identifier (not sent; for the host's logs).
+    pub id: AuthorizationId,
+    /// `device_code`.
+    pub device_code: DeviceCode,
+    /// `user_code`, in its display form.
+    pub user_code: UserCode,
+    /// `verification_uri`.
+    pub verification_uri: String,
+    /// `verification_uri_complete`: the URI with the user code as `user_code`.
+    pub verification_uri_complete: Option<String>,
+    /// `expires_in`, seconds.
+    pub expires_in: u64,
+    /// `interval`, seconds.
+    pub interval: Interval,
+}
+
+impl serde::Serialize for DeviceAuthorizationResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("device_code", self.device_code.secret())?;
+        m.serialize_entry("user_code", self.user_code.display())?;
+        m.serialize_entry("verification_uri", &self.verification_uri)?;
+        if let Some(complete) = &self.verification_uri_complete {
+            m.serialize_entry("verification_uri_complete", complete)?;
+        }
+        m.serialize_entry("expires_in", &self.expires_in)?;
+        m.serialize_entry("interval", &self.interval)?;
+        m.end()
+    }
+}
+
+impl ToHttp for DeviceAuthorizationResponse {
+    fn to_http(&self) -> HttpResponse {
+        HttpResponse::json(200, self)
+    }
+}
+
+impl DeviceGrant {
+    /// Serves the device authorization endpoint: authenticates the client, checks
+    /// the grant and scopes, and issues a device code and a user code.
+    ///
+    /// `context` is what the host knows of the device's request (address, user
+    /// agent…); it is shown to the person at consent.
+    pub async fn device_authorization(
+        &self,
+        request: EndpointRequest<'_>,
+        context: RequestContext,
+    ) -> Result<DeviceAuthorizationResponse, OAuthError> {
+        let form = request.parse(self)?;
+        let client = self.authenticate(&form, request.authorization).await?;
+        let scopes = self.requested_scopes(&client, form.get("scope")?)?;
+        let config = &self.inner.config;
+        let now = self.now();
+        let interval = client.interval.unwrap_or(config.interval);
+        let device_code = DeviceCode::generate();
+        let details = RequestDetails {
+            client_id: client.id.clone(),
+            scopes,
+            created_at: now,
+            expires_at: now + config.lifetime,
+            context,
+        };
+        let id = AuthorizationId::generate();
+        let policy = &config.user_code_policy;
+        let mut user_code = policy.generate();
+        let mut record = DeviceAuthorization::new(
+            id,
+            device_code.hash(),
+            config.user_code_key.hash(&user_code),
+            details,
+            interval,
+            config.retention,
+        );
+        for attempt in 0..config.user_code_tries {
+            if attempt > 0 {
+                user_code = policy.generate();
+                record.user_code_hash = config.user_code_key.hash(&user_code);
+            }
+            if self.inner.store.insert(&record, now).await? == Inserted::UserCodeTaken {
+                continue;
+            }
+            self.emit(Event::Created {
+                id,
+                client_id: client.id,
+            });
+            return Ok(DeviceAuthorizationResponse {
+                id,
+                verification_uri_complete: config
+                    .complete_uri
+                    .then(|| self.complete_uri(&user_code)),
+                device_code,
+                user_code,
+                verification_uri: config.verification_uri.to_string(),
+                expires_in: config.lifetime.whole_seconds().unsigned_abs(),
+                interval,
+            });
+        }
+        Err(OAuthError::UserCodesExhausted)
+    }
+
+    fn requested_scopes(
+        &self,
+        client: &Client,
+        scope: Option<&str>,
+    ) -> Result<ScopeSet, OAuthError> {
+        let Some(scope) = scope else {
+            return Ok(client.default_scopes.clone());
+        };
+        let max = self.inner.config.limits.max_scopes;
+        if scope.split(' ').filter(|s| !s.is_empty()).count() > max {
+            return Err(RequestError::TooManyScopes(max).into());
+        }
+        // RFC 6749 §5.2: a malformed scope is `invalid_scope` too.
+        let scopes = ScopeSet::parse(scope).map_err(|_| OAuthError::InvalidScope)?;
+        if !scopes.is_subset(&client.allowed_scopes) {
+            return Err(OAuthError::InvalidScope);
+        }
+        Ok(scopes)
+    }
+
+    /// `verification_uri` with the user code's display form as `user_code`.
+    pub(crate) fn complete_uri(&self, user_code: &UserCode) -> String {
+        let mut uri = self.inner.config.verification_uri.clone();
+        uri.query_pairs_mut()
+            .append_pair("user_code", user_code.display());
+        uri.to_string()
+    }
+}

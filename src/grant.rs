@@ -1,0 +1,137 @@
+//! [`DeviceGrant`]: the configuration and the host's backends, wired together.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::host::clients::ClientRegistry;
+use crate::host::clock::{Clock, SystemClock};
+use crate::host::events::{Event, EventSink, NoEvents};
+use crate::host::issuer::TokenIssuer;
+use crate::host::limiter::AttemptLimiter;
+use crate::host::store::Store;
+use crate::memory::{MemoryLimiter, MemoryStore};
+use crate::protocol::error::BackendError;
+
+/// The device grant, ready to serve: cheap to clone (one `Arc`), shareable across
+/// threads and handlers.
+///
+/// Its endpoints are methods: [`DeviceGrant::device_authorization`],
+/// [`DeviceGrant::token`], and the verification API [`DeviceGrant::verify`],
+/// [`DeviceGrant::approve`], [`DeviceGrant::deny`].
+#[derive(Clone)]
+pub struct DeviceGrant {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clients: Arc<dyn ClientRegistry>,
+    pub(crate) issuer: Arc<dyn TokenIssuer>,
+    pub(crate) limiter: Arc<dyn AttemptLimiter>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Arc<dyn EventSink>,
+}
+
+impl std::fmt::Debug for DeviceGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceGrant")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceGrant {
+    /// A builder. The client registry and the token issuer are the host's; the
+    /// store, limiter, clock and event sink default to the embedded ones.
+    pub fn builder(
+        config: Config,
+        clients: Arc<dyn ClientRegistry>,
+        issuer: Arc<dyn TokenIssuer>,
+    ) -> DeviceGrantBuilder {
+        DeviceGrantBuilder {
+            config,
+            clients,
+            issuer,
+            store: None,
+            limiter: None,
+            clock: None,
+            events: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Deletes records past their retention. The memory store also does this on
+    /// its own; shared stores need the host to call it now and then (any instance).
+    pub async fn purge_expired(&self) -> Result<u64, BackendError> {
+        self.inner.store.purge_expired(self.now()).await
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        self.inner.events.record(&event);
+    }
+}
+
+/// Builds a [`DeviceGrant`].
+pub struct DeviceGrantBuilder {
+    config: Config,
+    clients: Arc<dyn ClientRegistry>,
+    issuer: Arc<dyn TokenIssuer>,
+    store: Option<Arc<dyn Store>>,
+    limiter: Option<Arc<dyn AttemptLimiter>>,
+    clock: Option<Arc<dyn Clock>>,
+    events: Option<Arc<dyn EventSink>>,
+}
+
+impl DeviceGrantBuilder {
+    /// The store. Default: a [`MemoryStore`].
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The attempt limiter. Default: a [`MemoryLimiter`].
+    pub fn limiter(mut self, limiter: Arc<dyn AttemptLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The clock. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The audit event sink. Default: [`NoEvents`].
+    pub fn events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The grant.
+    pub fn build(self) -> DeviceGrant {
+        DeviceGrant {
+            inner: Arc::new(Inner {
+                config: self.config,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                clients: self.clients,
+                issuer: self.issuer,
+                limiter: self
+                    .limiter
+                    .unwrap_or_else(|| Arc::new(MemoryLimiter::new())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                events: self.events.unwrap_or_else(|| Arc::new(NoEvents)),
+            }),
+        }
+    }
+}

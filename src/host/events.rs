@@ -1,0 +1,124 @@
+//! Audit events. An event never carries a secret: no code, no token, no secret.
+
+use std::sync::Mutex;
+
+use crate::host::limiter::LimiterKey;
+use crate::protocol::authorization::{AuthorizationId, Subject};
+use crate::protocol::client::ClientId;
+use crate::protocol::polling::Interval;
+
+/// Something that happened to a device authorization.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A device asked for codes.
+    Created {
+        /// The authorization.
+        id: AuthorizationId,
+        /// The client.
+        client_id: ClientId,
+    },
+    /// A person approved.
+    Approved {
+        /// The authorization.
+        id: AuthorizationId,
+        /// The client.
+        client_id: ClientId,
+        /// Who approved.
+        subject: Subject,
+    },
+    /// A person denied.
+    Denied {
+        /// The authorization.
+        id: AuthorizationId,
+        /// The client.
+        client_id: ClientId,
+    },
+    /// The device redeemed its code; tokens were issued.
+    Redeemed {
+        /// The authorization.
+        id: AuthorizationId,
+        /// The client.
+        client_id: ClientId,
+        /// Whose tokens.
+        subject: Subject,
+    },
+    /// A poll came too early; the interval grew.
+    SlowDown {
+        /// The authorization.
+        id: AuthorizationId,
+        /// The client.
+        client_id: ClientId,
+        /// The interval from now on.
+        interval: Interval,
+    },
+    /// A redeemed device code was presented again. The host should revoke the
+    /// tokens issued for `id`: the code may have been stolen.
+    Replay {
+        /// The authorization.
+        id: AuthorizationId,
+        /// The client.
+        client_id: ClientId,
+    },
+    /// A key ran out of user-code attempts.
+    LimiterTripped {
+        /// The key.
+        key: LimiterKey,
+    },
+}
+
+/// Receives audit events. Called inline: keep it fast (hand off to a channel for
+/// slow sinks).
+pub trait EventSink: Send + Sync {
+    /// Records an event.
+    fn record(&self, event: &Event);
+}
+
+/// Drops every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn record(&self, _: &Event) {}
+}
+
+/// Keeps every event in memory, for tests.
+#[derive(Debug, Default)]
+pub struct RecordedEvents(Mutex<Vec<Event>>);
+
+impl RecordedEvents {
+    /// The events so far, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl EventSink for RecordedEvents {
+    fn record(&self, event: &Event) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+    }
+}
+
+/// Writes events to `tracing` at `info` (replays and tripped limiters at `warn`),
+/// under the target `device_grant`.
+#[cfg(feature = "tracing")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingEvents;
+
+#[cfg(feature = "tracing")]
+impl EventSink for TracingEvents {
+    fn record(&self, event: &Event) {
+        match event {
+            Event::Replay { id, client_id } => {
+                tracing::warn!(target: "device_grant", %id, %client_id, "device code replayed")
+            }
+            Event::LimiterTripped { key } => {
+                tracing::warn!(target: "device_grant", %key, "user-code attempt budget exhausted")
+            }
+            other => tracing::info!(target: "device_grant", event = ?other, "device grant event"),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Minting tokens: the host's job, from the grant the crate hands it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::protocol::authorization::{Approval, AuthorizationId, RequestDetails};
+use crate::protocol::client::Client;
+use crate::protocol::error::BackendError;
+use crate::protocol::scope::ScopeSet;
+
+/// An approved, just-redeemed device authorization: what tokens are minted from.
+#[derive(Debug, Clone)]
+pub struct ApprovedGrant {
+    /// The authorization's identifier: keep it with the tokens, to revoke them if
+    /// the device code is replayed.
+    pub id: AuthorizationId,
+    /// The client.
+    pub client: Client,
+    /// The request as the device made it.
+    pub request: Arc<RequestDetails>,
+    /// The person's approval: subject, granted scopes, time, host data.
+    pub approval: Arc<Approval>,
+}
+
+/// Mints tokens for a redeemed grant.
+///
+/// # Contract
+///
+/// Called exactly once per device code: the crate marks the code redeemed (a
+/// compare-and-set) before calling. If issuing fails the client gets
+/// `server_error` and the code stays redeemed: the person must start again, but
+/// no code can ever yield two sets of tokens.
+#[async_trait::async_trait]
+pub trait TokenIssuer: Send + Sync {
+    /// Mints the tokens.
+    async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError>;
+}
+
+/// A secret string (token) whose `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token([redacted])")
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1). `Debug` redacts the tokens.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenResponse {
+    /// `access_token`.
+    pub access_token: Token,
+    /// `token_type`, usually `Bearer`.
+    pub token_type: String,
+    /// `expires_in`, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    /// `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Token>,
+    /// `scope`: required by RFC 6749 §5.1 when it differs from what was requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeSet>,
+    /// `id_token` (OpenID Connect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<Token>,
+    /// Any other members.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl TokenResponse {
+    /// A bearer token response.
+    pub fn bearer(access_token: impl Into<String>) -> Self {
+        Self {
+            access_token: Token::new(access_token),
+            token_type: "Bearer".to_owned(),
+            expires_in: None,
+            refresh_token: None,
+            scope: None,
+            id_token: None,
+            extra: BTreeMap::new(),
+        }
+    }
+}

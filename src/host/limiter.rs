@@ -1,0 +1,100 @@
+//! Budgets on guessing user codes.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::protocol::error::BackendError;
+
+/// What the attempt budget is counted against; the host chooses (a session, an
+/// IP address, an account, or several keys in turn). Not a secret, but it may be
+/// personal data: keep it coarse.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LimiterKey(String);
+
+impl LimiterKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LimiterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How many wrong user codes a key may enter per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Attempts per window. Default 5.
+    pub attempts: u32,
+    /// The window. Default 5 minutes.
+    pub window: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            window: Duration::minutes(5),
+        }
+    }
+}
+
+impl Budget {
+    /// The start of the fixed window that holds `now`.
+    pub fn window_start(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let w = self.window.whole_seconds().max(1);
+        let t = now.unix_timestamp();
+        OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(w)).unwrap_or(now)
+    }
+
+    /// How long until the window that holds `now` ends.
+    pub fn retry_after(&self, now: OffsetDateTime) -> Duration {
+        self.window_start(now) + self.window - now
+    }
+}
+
+/// Whether an attempt may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead; one attempt was spent.
+    Admitted,
+    /// The budget is spent; nothing was spent.
+    Exhausted {
+        /// When the next window starts.
+        retry_after: Duration,
+    },
+}
+
+/// Counts attempts per key in fixed windows.
+///
+/// # Contract
+///
+/// [`AttemptLimiter::acquire`] checks and spends in one atomic step across every
+/// instance sharing the limiter, so that concurrent guesses cannot overspend.
+/// The crate spends an attempt before each look-up of a well-formed user code and
+/// refunds it when the code was right, so that only wrong codes count.
+#[async_trait::async_trait]
+pub trait AttemptLimiter: Send + Sync {
+    /// Spends one attempt of `key` in the window holding `now`, if any are left.
+    async fn acquire(
+        &self,
+        key: &LimiterKey,
+        budget: &Budget,
+        now: OffsetDateTime,
+    ) -> Result<Admission, BackendError>;
+
+    /// Gives back one attempt spent in the window holding `now`.
+    async fn refund(
+        &self,
+        key: &LimiterKey,
+        budget: &Budget,
+        now: OffsetDateTime,
+    ) -> Result<(), BackendError>;
+}

@@ -1,0 +1,4 @@
+//! Integrations with other crates, each behind a feature.
+
+#[cfg(feature = "http")]
+mod http;

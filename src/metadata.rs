@@ -1,0 +1,89 @@
+//! What the device grant contributes to the RFC 8414 authorization server metadata.
+
+use crate::endpoint::token::DEVICE_CODE_GRANT_TYPE;
+use crate::protocol::client::AuthMethod;
+
+/// The members this grant adds to the host's metadata document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Metadata {
+    /// `device_authorization_endpoint` (RFC 8628 §4).
+    pub device_authorization_endpoint: String,
+    /// The grant types this crate serves: the device code URN. Merge it into the
+    /// host's `grant_types_supported`.
+    pub grant_types_supported: Vec<&'static str>,
+    /// The client authentication methods the crate accepts.
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+}
+
+impl Metadata {
+    /// The metadata for a device authorization endpoint at `endpoint`.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            device_authorization_endpoint: endpoint.into(),
+            grant_types_supported: vec![DEVICE_CODE_GRANT_TYPE],
+            token_endpoint_auth_methods_supported: [
+                AuthMethod::None,
+                AuthMethod::ClientSecretBasic,
+                AuthMethod::ClientSecretPost,
+            ]
+            .iter()
+            .map(|m| m.as_str())
+            .collect(),
+        }
+    }
+
+    /// Adds these members to a metadata document, merging the arrays with what
+    /// the document already lists.
+    pub fn merge_into(&self, document: &mut serde_json::Map<String, serde_json::Value>) {
+        document.insert(
+            "device_authorization_endpoint".into(),
+            self.device_authorization_endpoint.clone().into(),
+        );
+        for (key, values) in [
+            ("grant_types_supported", &self.grant_types_supported),
+            (
+                "token_endpoint_auth_methods_supported",
+                &self.token_endpoint_auth_methods_supported,
+            ),
+        ] {
+            let entry = document
+                .entry(key)
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let serde_json::Value::Array(list) = entry {
+                for v in values {
+                    if !list.iter().any(|x| x == v) {
+                        list.push((*v).into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_without_duplicates() {
+        let mut doc = serde_json::json!({
+            "issuer": "https://as.example",
+            "grant_types_supported": ["refresh_token"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        });
+        let map = doc.as_object_mut().unwrap();
+        Metadata::new("https://as.example/device_authorization").merge_into(map);
+        assert_eq!(
+            doc["grant_types_supported"],
+            serde_json::json!(["refresh_token", DEVICE_CODE_GRANT_TYPE])
+        );
+        assert_eq!(
+            doc["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "none", "client_secret_post"])
+        );
+        assert_eq!(
+            doc["device_authorization_endpoint"],
+            "https://as.example/device_authorization"
+        );
+    }
+}
