@@ -102,7 +102,7 @@ impl DeviceGrant {
             }
             self.emit(Event::Created {
                 id,
-                client_id: client.id,
+                client_id: client.id.clone(),
             });
             return Ok(DeviceAuthorizationResponse {
                 id,

@@ -4,6 +4,8 @@ pub mod device_authorization;
 pub mod token;
 pub mod verification;
 
+use std::sync::Arc;
+
 use crate::grant::DeviceGrant;
 use crate::protocol::client::{Client, ClientCredentials};
 use crate::protocol::error::{OAuthError, RequestError};
@@ -72,7 +74,7 @@ impl DeviceGrant {
         &self,
         form: &Form<'_>,
         authorization: Option<&str>,
-    ) -> Result<Client, OAuthError> {
+    ) -> Result<Arc<Client>, OAuthError> {
         let credentials = ClientCredentials::read(form, authorization)?;
         let invalid = OAuthError::InvalidClient {
             via_header: authorization.is_some(),

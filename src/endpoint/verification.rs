@@ -96,7 +96,7 @@ pub struct PendingRequest {
     /// The handle for [`DeviceGrant::approve`] and [`DeviceGrant::deny`].
     pub ticket: VerificationTicket,
     /// The requesting client's registration (its name, for the page).
-    pub client: Client,
+    pub client: Arc<Client>,
     /// The request: scopes, creation and expiry time, the device's context.
     pub request: Arc<RequestDetails>,
     /// How long ago the device asked, at the time of the look-up.

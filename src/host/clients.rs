@@ -1,6 +1,7 @@
 //! The host's client registry.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -18,7 +19,9 @@ use crate::protocol::error::BackendError;
 #[async_trait::async_trait]
 pub trait ClientRegistry: Send + Sync {
     /// The registration of `id`, if any.
-    async fn find(&self, id: &ClientId) -> Result<Option<Client>, BackendError>;
+    /// Returned in an `Arc`: it is read on every poll, and cloning a registration
+    /// (strings, scope sets) would cost more than the rest of a poll.
+    async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError>;
 
     /// Whether `secret` is the client's secret.
     async fn verify_secret(
@@ -32,7 +35,7 @@ pub trait ClientRegistry: Send + Sync {
 /// are high-entropy, so a fast hash is the right one).
 #[derive(Default)]
 pub struct StaticClients {
-    clients: HashMap<ClientId, (Client, Option<[u8; 32]>)>,
+    clients: HashMap<ClientId, (Arc<Client>, Option<[u8; 32]>)>,
 }
 
 impl std::fmt::Debug for StaticClients {
@@ -49,21 +52,23 @@ impl StaticClients {
 
     /// Adds a public client.
     pub fn with_public(mut self, client: Client) -> Self {
-        self.clients.insert(client.id.clone(), (client, None));
+        self.clients
+            .insert(client.id.clone(), (Arc::new(client), None));
         self
     }
 
     /// Adds a confidential client with its secret.
     pub fn with_confidential(mut self, client: Client, secret: &str) -> Self {
         let hash = Sha256::digest(secret.as_bytes()).into();
-        self.clients.insert(client.id.clone(), (client, Some(hash)));
+        self.clients
+            .insert(client.id.clone(), (Arc::new(client), Some(hash)));
         self
     }
 }
 
 #[async_trait::async_trait]
 impl ClientRegistry for StaticClients {
-    async fn find(&self, id: &ClientId) -> Result<Option<Client>, BackendError> {
+    async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         Ok(self.clients.get(id).map(|(c, _)| c.clone()))
     }
 

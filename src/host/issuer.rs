@@ -14,8 +14,8 @@ pub struct ApprovedGrant {
     /// The authorization's identifier: keep it with the tokens, to revoke them if
     /// the device code is replayed.
     pub id: AuthorizationId,
-    /// The client.
-    pub client: Client,
+    /// The client's registration.
+    pub client: Arc<Client>,
     /// The request as the device made it.
     pub request: Arc<RequestDetails>,
     /// The person's approval: subject, granted scopes, time, host data.

@@ -40,7 +40,7 @@ pub enum Inserted {
 /// - **Failures** are [`BackendError`]s; an operation that fails changed nothing
 ///   or changed everything, never half.
 ///
-/// [`crate::conformance`] (feature `test-util`) checks all of this for an adapter.
+/// The conformance suite (feature `test-util`) checks all of this for an adapter.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Stores a new record (version 0), unless its user code is taken.
