@@ -64,6 +64,10 @@
 //!   clock, events).
 //! - [`endpoint`]: the endpoints, methods of [`DeviceGrant`], orchestrating both.
 //! - [`memory`]: the embedded store and limiter.
+//! - `adapters`: shared stores for several instances — Redis (feature `redis`)
+//!   and PostgreSQL (feature `postgres`).
+//! - `conformance` (feature `test-util`): the checks any store or limiter
+//!   adapter runs to prove it keeps the contract.
 //!
 //! # Guarantees
 //!
@@ -78,7 +82,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub mod adapters;
 pub mod config;
+#[cfg(feature = "test-util")]
+pub mod conformance;
 pub mod endpoint;
 mod grant;
 pub mod host;

@@ -1,0 +1,46 @@
+//! The PostgreSQL store and limiter pass the storage conformance suite against
+//! a real server (`DEVICE_GRANT_POSTGRES_URL`, started by
+//! `scripts/setup/10-services.sh`).
+#![cfg(all(feature = "test-util", feature = "postgres"))]
+
+mod common;
+
+use std::sync::Arc;
+
+use device_grant::adapters::postgres::{PostgresOptions, PostgresStore};
+use device_grant::{AttemptLimiter, Store};
+
+/// A store in a schema of its own: the checks run in parallel with other
+/// tests on one database, and each expects an empty store.
+async fn store(url: &str) -> PostgresStore {
+    PostgresStore::connect_with(
+        url,
+        PostgresOptions {
+            schema: common::unique("dgtest"),
+            pool_size: 8,
+            ..PostgresOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot reach postgres for the conformance suite: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_conforms() {
+    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+        return;
+    };
+    device_grant::conformance::run(|| async { Arc::new(store(&url).await) as Arc<dyn Store> })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_limiter_conforms() {
+    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+        return;
+    };
+    device_grant::conformance::run_limiter(|| async {
+        Arc::new(store(&url).await.limiter()) as Arc<dyn AttemptLimiter>
+    })
+    .await;
+}
