@@ -212,10 +212,16 @@ impl RedisStore {
     /// Connects with default [`RedisOptions`]; keys start with `prefix`
     /// (e.g. `"device-grant"`). Fails if the server cannot be reached now.
     pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, BackendError> {
-        Ok(Self::new(
-            connect(url, RedisOptions::default()).await?,
-            prefix,
-        ))
+        Self::connect_with(url, prefix, RedisOptions::default()).await
+    }
+
+    /// Connects with `options`; keys start with `prefix`.
+    pub async fn connect_with(
+        url: &str,
+        prefix: impl Into<String>,
+        options: RedisOptions,
+    ) -> Result<Self, BackendError> {
+        Ok(Self::new(connect(url, options).await?, prefix))
     }
 
     /// A store on a connection the host made (its own options, TLS…).
