@@ -6,7 +6,7 @@
 //! and both ship an [`AttemptLimiter`](crate::AttemptLimiter) that counts
 //! user-code guesses across instances. Engine failures (server down, timeout,
 //! a connection broken mid-request) come back as
-//! [`BackendError`](crate::BackendError)s, which the endpoints answer with
+//! [`BackendError`]s, which the endpoints answer with
 //! `503 temporarily_unavailable` or `500 server_error`; every write is one
 //! atomic server-side step, so a failure never leaves half a transition.
 

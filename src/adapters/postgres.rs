@@ -454,15 +454,18 @@ impl LimiterSql {
     fn new(s: &str) -> Self {
         let t = format!("{s}.device_grant_attempts");
         Self {
-            // One statement: a new window starts at 1, the current one grows
-            // only while under budget; no row returned means refused.
+            // One statement: a later window starts at 1, the current one grows
+            // only while under budget; no row returned means refused. An
+            // instance whose clock lags a window behind is refused rather than
+            // allowed to reset the newer window's count.
             acquire: format!(
                 "INSERT INTO {t} AS a (key_hash, window_start, spent) VALUES ($1, $2, 1)
                  ON CONFLICT (key_hash) DO UPDATE SET
                      window_start = EXCLUDED.window_start,
                      spent = CASE WHEN a.window_start = EXCLUDED.window_start
                                   THEN a.spent + 1 ELSE 1 END
-                 WHERE a.window_start <> EXCLUDED.window_start OR a.spent < $3
+                 WHERE a.window_start < EXCLUDED.window_start
+                    OR (a.window_start = EXCLUDED.window_start AND a.spent < $3)
                  RETURNING spent"
             ),
             refund: format!(
