@@ -3,7 +3,7 @@
 //! `scripts/setup/10-services.sh`).
 #![cfg(all(feature = "test-util", feature = "postgres"))]
 
-mod common;
+mod services;
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ async fn store(url: &str) -> PostgresStore {
     PostgresStore::connect_with(
         url,
         PostgresOptions {
-            schema: common::unique("dgtest"),
+            schema: services::unique("dgtest"),
             pool_size: 8,
             ..PostgresOptions::default()
         },
@@ -27,7 +27,7 @@ async fn store(url: &str) -> PostgresStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_store_conforms() {
-    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
     device_grant::conformance::run(|| async { Arc::new(store(&url).await) as Arc<dyn Store> })
@@ -36,7 +36,7 @@ async fn postgres_store_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_limiter_conforms() {
-    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
     device_grant::conformance::run_limiter(|| async {

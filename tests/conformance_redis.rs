@@ -2,7 +2,7 @@
 //! real server (`DEVICE_GRANT_REDIS_URL`, started by `scripts/setup/10-services.sh`).
 #![cfg(all(feature = "test-util", feature = "redis"))]
 
-mod common;
+mod services;
 
 use std::sync::Arc;
 
@@ -12,14 +12,14 @@ use device_grant::{AttemptLimiter, Store};
 async fn store(url: &str) -> RedisStore {
     // A fresh prefix per store: the checks run in parallel with other tests on
     // one server, and each expects an empty store.
-    RedisStore::connect(url, common::unique("dgtest"))
+    RedisStore::connect(url, services::unique("dgtest"))
         .await
         .unwrap_or_else(|e| panic!("cannot reach redis for the conformance suite: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_conforms() {
-    let Some(url) = common::service_url("DEVICE_GRANT_REDIS_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
         return;
     };
     device_grant::conformance::run(|| async { Arc::new(store(&url).await) as Arc<dyn Store> })
@@ -28,12 +28,12 @@ async fn redis_store_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_limiter_conforms() {
-    let Some(url) = common::service_url("DEVICE_GRANT_REDIS_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
         return;
     };
     device_grant::conformance::run_limiter(|| async {
         Arc::new(
-            RedisLimiter::connect(&url, common::unique("dgtest"))
+            RedisLimiter::connect(&url, services::unique("dgtest"))
                 .await
                 .expect("cannot reach redis"),
         ) as Arc<dyn AttemptLimiter>

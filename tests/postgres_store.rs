@@ -3,14 +3,14 @@
 //! (`DEVICE_GRANT_POSTGRES_URL`).
 #![cfg(feature = "postgres")]
 
-mod common;
+mod services;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Proxy, scenarios};
 use device_grant::adapters::postgres::{PostgresOptions, PostgresStore, migrate};
 use device_grant::{AttemptLimiter, BackendError, Store};
+use services::{Proxy, scenarios};
 
 fn options(schema: &str) -> PostgresOptions {
     PostgresOptions {
@@ -60,10 +60,10 @@ async fn dump(store: &PostgresStore, schema: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_one_database_and_store_no_secret() {
-    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
-    let schema = common::unique("dge2e");
+    let schema = services::unique("dge2e");
     // Both instances migrate at start-up, at once: the advisory lock serializes them.
     let (a, b) = tokio::join!(connect(&url, &schema), connect(&url, &schema));
     let inspect = a.clone();
@@ -83,10 +83,10 @@ async fn two_instances_share_one_database_and_store_no_secret() {
 
 #[tokio::test]
 async fn migrations_apply_once_and_are_recorded() {
-    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
-    let schema = common::unique("dgmig");
+    let schema = services::unique("dgmig");
     let store = connect(&url, &schema).await;
     migrate(store.pool(), &schema)
         .await
@@ -129,14 +129,14 @@ async fn migrations_apply_once_and_are_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_failures_are_typed_errors_and_never_half_applied() {
-    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
-    let schema = common::unique("dgfail");
+    let schema = services::unique("dgfail");
     let direct = connect(&url, &schema).await;
-    let proxy = Arc::new(Proxy::start(common::host_port(&url)).await);
+    let proxy = Arc::new(Proxy::start(services::host_port(&url)).await);
     let proxied = PostgresStore::connect_with(
-        &common::via_proxy(&url, proxy.port),
+        &services::via_proxy(&url, proxy.port),
         PostgresOptions {
             timeout: Duration::from_secs(1),
             // One connection: the approval below runs on the connection the
@@ -166,10 +166,10 @@ async fn unreachable_postgres_is_unavailable_and_its_url_password_stays_hidden()
 
 #[tokio::test]
 async fn corrupt_postgres_record_is_a_500_server_error() {
-    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
-    let schema = common::unique("dgcorrupt");
+    let schema = services::unique("dgcorrupt");
     let store = connect(&url, &schema).await;
     let grant = scenarios::instance(
         Arc::new(store.clone()),

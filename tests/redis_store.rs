@@ -2,15 +2,15 @@
 //! secret in storage, and engine failures (`DEVICE_GRANT_REDIS_URL`).
 #![cfg(feature = "redis")]
 
-mod common;
+mod services;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Proxy, scenarios};
 use device_grant::adapters::redis::{RedisOptions, RedisStore};
 use device_grant::{AttemptLimiter, BackendError, Store};
 use redis::AsyncCommands as _;
+use services::{Proxy, scenarios};
 
 async fn connect(url: &str, prefix: &str) -> RedisStore {
     RedisStore::connect(url, prefix)
@@ -47,10 +47,10 @@ async fn dump(url: &str, prefix: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_one_redis_and_store_no_secret() {
-    let Some(url) = common::service_url("DEVICE_GRANT_REDIS_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
         return;
     };
-    let prefix = common::unique("dge2e");
+    let prefix = services::unique("dge2e");
     let (a, b) = (connect(&url, &prefix).await, connect(&url, &prefix).await);
     scenarios::many_instances(
         (
@@ -89,13 +89,13 @@ async fn two_instances_share_one_redis_and_store_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_failures_are_typed_errors_and_never_half_applied() {
-    let Some(url) = common::service_url("DEVICE_GRANT_REDIS_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
         return;
     };
-    let proxy = Arc::new(Proxy::start(common::host_port(&url)).await);
-    let prefix = common::unique("dgfail");
+    let proxy = Arc::new(Proxy::start(services::host_port(&url)).await);
+    let prefix = services::unique("dgfail");
     let proxied = RedisStore::connect_with(
-        &common::via_proxy(&url, proxy.port),
+        &services::via_proxy(&url, proxy.port),
         prefix.clone(),
         RedisOptions {
             connection_timeout: Duration::from_millis(500),
@@ -125,10 +125,10 @@ async fn unreachable_redis_is_unavailable_and_its_url_password_stays_hidden() {
 
 #[tokio::test]
 async fn corrupt_redis_record_is_a_500_server_error() {
-    let Some(url) = common::service_url("DEVICE_GRANT_REDIS_URL") else {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
         return;
     };
-    let prefix = common::unique("dgcorrupt");
+    let prefix = services::unique("dgcorrupt");
     let store = connect(&url, &prefix).await;
     let grant = scenarios::instance(
         Arc::new(store.clone()),
