@@ -15,8 +15,9 @@ use crate::protocol::response::HttpResponse;
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCode;
 
-/// The RFC 8628 §3.2 response. `Debug` redacts both codes.
-#[derive(Debug, Clone)]
+/// The RFC 8628 §3.2 response. `Debug` redacts both codes (and the complete
+/// URI, which carries the user code).
+#[derive(Clone)]
 pub struct DeviceAuthorizationResponse {
     /// The new authorization's identifier (not sent; for the host's logs).
     pub id: AuthorizationId,
@@ -32,6 +33,26 @@ pub struct DeviceAuthorizationResponse {
     pub expires_in: u64,
     /// `interval`, seconds.
     pub interval: Interval,
+}
+
+impl std::fmt::Debug for DeviceAuthorizationResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceAuthorizationResponse")
+            .field("id", &self.id)
+            .field("device_code", &self.device_code)
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .field(
+                "verification_uri_complete",
+                &self
+                    .verification_uri_complete
+                    .as_ref()
+                    .map(|_| "[redacted]"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("interval", &self.interval)
+            .finish()
+    }
 }
 
 impl serde::Serialize for DeviceAuthorizationResponse {
