@@ -87,6 +87,11 @@ pub mod memory;
 pub mod metadata;
 pub mod protocol;
 
+// The README's example compiles and runs as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use endpoint::device_authorization::DeviceAuthorizationResponse;
 pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
