@@ -104,7 +104,7 @@ pub use host::clock::{Clock, ManualClock, SystemClock};
 pub use host::events::TracingEvents;
 pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
 pub use host::issuer::{ApprovedGrant, Token, TokenIssuer, TokenResponse};
-pub use host::limiter::{Admission, AttemptLimiter, Budget, LimiterKey};
+pub use host::limiter::{Admission, AttemptLimiter, Budget, Budgets, LimiterKey};
 pub use host::store::{Inserted, Store};
 pub use memory::{MemoryLimiter, MemoryStore};
 pub use metadata::Metadata;

@@ -5,8 +5,16 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::harness;
-use device_grant::{ErrorCode, LimiterKey, ScopeSet, Subject};
+use device_grant::{Budgets, ErrorCode, LimiterKey, ScopeSet, Subject};
+
+/// Thousands of requests from one client within one minute of a stopped clock:
+/// the per-client rate budget is not what these tests are about.
+fn harness() -> common::Harness {
+    common::harness_with(common::config().budgets(Budgets {
+        authorizations_per_client: None,
+        ..Budgets::default()
+    }))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_polls_race_to_redeem_one_code_exactly_one_wins() {

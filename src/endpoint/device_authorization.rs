@@ -1,5 +1,6 @@
 //! The device authorization endpoint (RFC 8628 §3.1, §3.2).
 
+use crate::endpoint::budgets::Layer;
 use crate::endpoint::{EndpointRequest, ToHttp};
 use crate::grant::DeviceGrant;
 use crate::host::events::Event;
@@ -93,6 +94,24 @@ impl DeviceGrant {
         let scopes = self.requested_scopes(&client, form.get("scope")?)?;
         let config = &self.inner.config;
         let now = self.now();
+        let budgets = &config.budgets;
+        let mut layers = Vec::with_capacity(3);
+        if let (Some(ip), Some(budget)) = (context.ip, budgets.authorizations_per_source) {
+            layers.push(Layer::source(ip, budget));
+        }
+        layers.extend(
+            budgets
+                .authorizations_per_client
+                .map(|b| Layer::client(&client.id, b)),
+        );
+        layers.extend(
+            budgets
+                .pending_per_client
+                .map(|n| Layer::pending(&client.id, n, config.lifetime)),
+        );
+        if let Err(retry_after) = self.spend(&layers, now).await? {
+            return Err(OAuthError::RateLimited { retry_after });
+        }
         let interval = client.interval.unwrap_or(config.interval);
         let device_code = DeviceCode::generate();
         let details = RequestDetails {
@@ -137,6 +156,7 @@ impl DeviceGrant {
                 interval,
             });
         }
+        self.refund(&layers, now).await?;
         Err(OAuthError::UserCodesExhausted)
     }
 
