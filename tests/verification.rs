@@ -199,3 +199,85 @@ async fn expired_requests_cannot_be_approved() {
         Err(VerificationError::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn consent_signals_and_policy() {
+    use device_grant::{ConsentDecision, NetworkPolicy, Proximity, RequestContext};
+    use std::sync::Arc;
+    let h = harness();
+    let policy_grant = device_grant::DeviceGrant::builder(
+        common::config().build().unwrap(),
+        Arc::new(common::clients()),
+        h.issuer.clone(),
+    )
+    .clock(h.clock.clone())
+    .consent_policy(Arc::new(NetworkPolicy::default()))
+    .build();
+    for grant in [&h.grant, &policy_grant] {
+        let ctx = RequestContext {
+            ip: Some("192.0.2.10".parse().unwrap()),
+            ..RequestContext::default()
+        };
+        let c = grant
+            .device_authorization(
+                device_grant::EndpointRequest::form(b"client_id=tv-app"),
+                ctx,
+            )
+            .await
+            .unwrap();
+        let found = grant
+            .verify(c.user_code.display(), &LimiterKey::new("k"))
+            .await
+            .unwrap();
+        let same = grant.assess(&found, Some("192.0.2.10".parse().unwrap()));
+        assert_eq!(same.signals.proximity, Proximity::SameAddress);
+        assert_eq!(same.decision, ConsentDecision::Allow);
+        let far = grant.assess(&found, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(far.signals.proximity, Proximity::DifferentNetwork);
+        let strict = std::ptr::eq(grant, &policy_grant);
+        assert_eq!(
+            far.decision,
+            if strict {
+                ConsentDecision::StepUp
+            } else {
+                ConsentDecision::Allow
+            }
+        );
+        h.advance(301);
+        let old = grant.assess(&found, Some("192.0.2.10".parse().unwrap()));
+        assert_eq!(old.signals.age, time::Duration::seconds(301));
+        assert_eq!(
+            old.decision,
+            if strict {
+                ConsentDecision::StepUp
+            } else {
+                ConsentDecision::Allow
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn typos_are_told_apart_and_cost_nothing() {
+    let h = common::harness_with(
+        common::config().user_code_policy(
+            device_grant::UserCodePolicy::new(device_grant::protocol::user_code::CONSONANTS, 8, 3)
+                .unwrap()
+                .with_check_character(),
+        ),
+    );
+    let c = h.start("client_id=tv-app").await;
+    assert_eq!(c.user_code.display().len(), 11); // XXX-XXX-XXX
+    let mut typo: Vec<char> = c.user_code.canonical().chars().collect();
+    typo[0] = if typo[0] == 'B' { 'C' } else { 'B' };
+    let typo: String = typo.into_iter().collect();
+    let key = LimiterKey::new("k");
+    for _ in 0..50 {
+        let e = h.grant.verify(&typo, &key).await.unwrap_err();
+        assert!(matches!(
+            e,
+            VerificationError::Malformed(device_grant::UserCodeError::Typo)
+        ));
+    }
+    assert!(h.grant.verify(c.user_code.display(), &key).await.is_ok());
+}

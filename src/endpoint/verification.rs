@@ -1,6 +1,7 @@
 //! The verification API behind the host's pages (RFC 8628 §3.3): find a pending
 //! request from what a person typed, then approve or deny it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -9,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::endpoint::budgets::Layer;
 use crate::grant::DeviceGrant;
+use crate::host::consent::{ConsentDecision, ConsentSignals};
 use crate::host::events::Event;
 use crate::host::limiter::LimiterKey;
 use crate::protocol::authorization::{
@@ -16,6 +18,7 @@ use crate::protocol::authorization::{
 };
 use crate::protocol::client::Client;
 use crate::protocol::error::BackendError;
+use crate::protocol::proximity::proximity;
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::{UserCodeError, UserCodeHash};
 
@@ -91,6 +94,15 @@ impl std::fmt::Debug for VerificationTicket {
     }
 }
 
+/// The consent-time signals and the policy's decision on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    /// Proximity, age, approver address.
+    pub signals: ConsentSignals,
+    /// What the consent page should do.
+    pub decision: ConsentDecision,
+}
+
 /// A pending request as the consent page shows it.
 #[derive(Debug, Clone)]
 pub struct PendingRequest {
@@ -148,6 +160,23 @@ impl DeviceGrant {
             age: now - record.request.created_at,
             request: record.request,
         })
+    }
+
+    /// The consent-time signals for a request found by [`DeviceGrant::verify`]:
+    /// how near the approver (at `approver_ip`) is to the device, how old the
+    /// request is, and what the configured [`ConsentPolicy`](crate::ConsentPolicy) decides. Show the
+    /// signals on the consent page, and honour the decision before calling
+    /// [`DeviceGrant::approve`].
+    pub fn assess(&self, pending: &PendingRequest, approver_ip: Option<IpAddr>) -> Assessment {
+        let signals = ConsentSignals {
+            proximity: proximity(pending.request.context.ip, approver_ip),
+            age: self.now() - pending.request.created_at,
+            approver_ip,
+        };
+        Assessment {
+            decision: self.inner.consent.decide(&signals),
+            signals,
+        }
     }
 
     /// Approves the request for `subject` with `scopes` (a subset of those
