@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use device_grant::{
     ApprovedGrant, BackendError, DeviceAuthorization, DeviceCodeHash, DeviceGrant, EndpointRequest,
-    ErrorCode, Inserted, ManualClock, MemoryStore, OAuthError, RequestContext, Store, ToHttp,
-    TokenIssuer, TokenResponse, UserCodeHash,
+    ErrorCode, Inserted, ManualClock, MemoryStore, OAuthError, RequestContext, Store, TokenIssuer,
+    TokenResponse, UserCodeHash,
 };
 use time::OffsetDateTime;
 
