@@ -155,3 +155,64 @@ pub trait AttemptLimiter: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), BackendError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryLimiter;
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(secs).unwrap()
+    }
+
+    #[test]
+    fn fixed_windows() {
+        let b = Budget {
+            attempts: 3,
+            window: Duration::seconds(300),
+        };
+        assert_eq!(b.window_start(at(1_000_000_299)), at(1_000_000_200));
+        assert_eq!(b.window_start(at(1_000_000_200)), at(1_000_000_200));
+        assert_eq!(b.retry_after(at(1_000_000_299)), Duration::seconds(201));
+    }
+
+    #[tokio::test]
+    async fn memory_limiter_spends_refunds_and_resets() {
+        let l = MemoryLimiter::new();
+        let b = Budget {
+            attempts: 2,
+            window: Duration::seconds(60),
+        };
+        let k = LimiterKey::new("k");
+        let t = at(6_000);
+        assert_eq!(l.acquire(&k, &b, t).await.unwrap(), Admission::Admitted);
+        assert_eq!(l.acquire(&k, &b, t).await.unwrap(), Admission::Admitted);
+        assert_eq!(
+            l.acquire(&k, &b, t + Duration::seconds(10)).await.unwrap(),
+            Admission::Exhausted {
+                retry_after: Duration::seconds(50)
+            }
+        );
+        l.refund(&k, &b, t).await.unwrap();
+        assert_eq!(l.acquire(&k, &b, t).await.unwrap(), Admission::Admitted);
+        // Other keys are independent; a new window starts afresh.
+        assert_eq!(
+            l.acquire(&LimiterKey::new("j"), &b, t).await.unwrap(),
+            Admission::Admitted
+        );
+        assert_eq!(
+            l.acquire(&k, &b, t + Duration::seconds(60)).await.unwrap(),
+            Admission::Admitted
+        );
+        // A refund for a past window does not credit the current one.
+        l.refund(&k, &b, t).await.unwrap();
+        assert_eq!(
+            l.acquire(&k, &b, t + Duration::seconds(60)).await.unwrap(),
+            Admission::Admitted
+        );
+        assert!(matches!(
+            l.acquire(&k, &b, t + Duration::seconds(60)).await.unwrap(),
+            Admission::Exhausted { .. }
+        ));
+    }
+}
