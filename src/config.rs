@@ -2,7 +2,7 @@
 
 use time::Duration;
 
-use crate::host::limiter::Budget;
+use crate::host::limiter::Budgets;
 use crate::protocol::form::Limits;
 use crate::protocol::polling::{Interval, PollingRules};
 use crate::protocol::user_code::{UserCodeKey, UserCodePolicy};
@@ -24,8 +24,8 @@ pub enum ConfigError {
     /// The leeway is negative or not shorter than the interval.
     #[error("the polling leeway must be at least zero and shorter than the interval")]
     Leeway,
-    /// The attempt budget allows no attempt or has a window under one second.
-    #[error("the attempt budget needs at least one attempt and a window of at least 1 s")]
+    /// A budget allows no attempt or has a window under one second.
+    #[error("every budget needs at least one attempt and a window of at least 1 s")]
     Budget,
     /// A limit is zero.
     #[error("request limits must be positive")]
@@ -45,7 +45,7 @@ pub struct Config {
     pub(crate) polling: PollingRules,
     pub(crate) user_code_policy: UserCodePolicy,
     pub(crate) user_code_key: UserCodeKey,
-    pub(crate) budget: Budget,
+    pub(crate) budgets: Budgets,
     pub(crate) limits: Limits,
     pub(crate) retention: Duration,
     pub(crate) user_code_tries: u32,
@@ -67,7 +67,7 @@ impl Config {
             polling: PollingRules::default(),
             user_code_policy: UserCodePolicy::default(),
             user_code_key,
-            budget: Budget::default(),
+            budgets: Budgets::default(),
             limits: Limits::default(),
             retention: Duration::seconds(600),
             user_code_tries: 8,
@@ -89,9 +89,9 @@ impl Config {
         &self.user_code_policy
     }
 
-    /// The attempt budget per limiter key.
-    pub fn budget(&self) -> Budget {
-        self.budget
+    /// The abuse budgets.
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
     }
 
     /// The verification URI.
@@ -110,7 +110,7 @@ pub struct ConfigBuilder {
     polling: PollingRules,
     user_code_policy: UserCodePolicy,
     user_code_key: UserCodeKey,
-    budget: Budget,
+    budgets: Budgets,
     limits: Limits,
     retention: Duration,
     user_code_tries: u32,
@@ -147,9 +147,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// The wrong-user-code budget per limiter key. Default 5 per 5 minutes.
-    pub fn budget(mut self, budget: Budget) -> Self {
-        self.budget = budget;
+    /// The abuse budgets. Default [`Budgets::default`]: 5 wrong codes per key and
+    /// 1,000 deployment-wide per 5 min; 600 device authorizations per client per
+    /// minute and 20 per source per 10 min; 10,000 pending per client.
+    pub fn budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = budgets;
         self
     }
 
@@ -192,7 +194,7 @@ impl ConfigBuilder {
         if self.polling.leeway.is_negative() || self.polling.leeway >= self.interval.duration() {
             return Err(ConfigError::Leeway);
         }
-        if self.budget.attempts == 0 || self.budget.window < Duration::seconds(1) {
+        if !self.budgets.is_valid() {
             return Err(ConfigError::Budget);
         }
         let l = self.limits;
@@ -214,7 +216,7 @@ impl ConfigBuilder {
             polling: self.polling,
             user_code_policy: self.user_code_policy,
             user_code_key: self.user_code_key,
-            budget: self.budget,
+            budgets: self.budgets,
             limits: self.limits,
             retention: self.retention,
             user_code_tries: self.user_code_tries,
@@ -272,11 +274,20 @@ mod tests {
             ..PollingRules::default()
         };
         assert_eq!(ok().polling(rules).build().err(), Some(ConfigError::Leeway));
-        let budget = Budget {
-            attempts: 0,
-            ..Budget::default()
+        let mut budgets = Budgets::default();
+        budgets.wrong_codes_per_key.attempts = 0;
+        assert_eq!(
+            ok().budgets(budgets).build().err(),
+            Some(ConfigError::Budget)
+        );
+        let budgets = Budgets {
+            pending_per_client: Some(0),
+            ..Budgets::default()
         };
-        assert_eq!(ok().budget(budget).build().err(), Some(ConfigError::Budget));
+        assert_eq!(
+            ok().budgets(budgets).build().err(),
+            Some(ConfigError::Budget)
+        );
         let limits = Limits {
             max_scopes: 0,
             ..Limits::default()

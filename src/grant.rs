@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::host::clients::ClientRegistry;
 use crate::host::clock::{Clock, SystemClock};
+use crate::host::consent::{AllowAll, ConsentPolicy};
 use crate::host::events::{Event, EventSink, NoEvents};
 use crate::host::issuer::TokenIssuer;
 use crate::host::limiter::AttemptLimiter;
@@ -33,6 +34,7 @@ pub(crate) struct Inner {
     pub(crate) limiter: Arc<dyn AttemptLimiter>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) consent: Arc<dyn ConsentPolicy>,
 }
 
 impl std::fmt::Debug for DeviceGrant {
@@ -59,6 +61,7 @@ impl DeviceGrant {
             limiter: None,
             clock: None,
             events: None,
+            consent: None,
         }
     }
 
@@ -91,6 +94,7 @@ pub struct DeviceGrantBuilder {
     limiter: Option<Arc<dyn AttemptLimiter>>,
     clock: Option<Arc<dyn Clock>>,
     events: Option<Arc<dyn EventSink>>,
+    consent: Option<Arc<dyn ConsentPolicy>>,
 }
 
 impl DeviceGrantBuilder {
@@ -118,6 +122,12 @@ impl DeviceGrantBuilder {
         self
     }
 
+    /// The consent policy [`DeviceGrant::assess`] applies. Default: [`AllowAll`].
+    pub fn consent_policy(mut self, policy: Arc<dyn ConsentPolicy>) -> Self {
+        self.consent = Some(policy);
+        self
+    }
+
     /// The grant.
     pub fn build(self) -> DeviceGrant {
         DeviceGrant {
@@ -131,6 +141,7 @@ impl DeviceGrantBuilder {
                     .unwrap_or_else(|| Arc::new(MemoryLimiter::new())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 events: self.events.unwrap_or_else(|| Arc::new(NoEvents)),
+                consent: self.consent.unwrap_or_else(|| Arc::new(AllowAll)),
             }),
         }
     }

@@ -95,19 +95,27 @@ pub mod memory;
 pub mod metadata;
 pub mod protocol;
 
+// The README's example compiles and runs as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use endpoint::device_authorization::DeviceAuthorizationResponse;
 pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
-pub use endpoint::verification::{PendingRequest, VerificationError, VerificationTicket};
+pub use endpoint::verification::{
+    Assessment, PendingRequest, VerificationError, VerificationTicket,
+};
 pub use endpoint::{EndpointRequest, ToHttp};
 pub use grant::{DeviceGrant, DeviceGrantBuilder};
 pub use host::clients::{ClientRegistry, StaticClients};
 pub use host::clock::{Clock, ManualClock, SystemClock};
+pub use host::consent::{AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy};
 #[cfg(feature = "tracing")]
 pub use host::events::TracingEvents;
 pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
 pub use host::issuer::{ApprovedGrant, Token, TokenIssuer, TokenResponse};
-pub use host::limiter::{Admission, AttemptLimiter, Budget, LimiterKey};
+pub use host::limiter::{Admission, AttemptLimiter, Budget, Budgets, LimiterKey};
 pub use host::store::{Inserted, Store};
 pub use memory::{MemoryLimiter, MemoryStore};
 pub use metadata::Metadata;
@@ -119,6 +127,7 @@ pub use protocol::device_code::{DeviceCode, DeviceCodeHash};
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, RequestError};
 pub use protocol::form::Limits;
 pub use protocol::polling::{Interval, PollingRules};
+pub use protocol::proximity::Proximity;
 pub use protocol::response::HttpResponse;
 pub use protocol::scope::{Scope, ScopeSet};
-pub use protocol::user_code::{UserCode, UserCodeHash, UserCodeKey, UserCodePolicy};
+pub use protocol::user_code::{UserCode, UserCodeError, UserCodeHash, UserCodeKey, UserCodePolicy};

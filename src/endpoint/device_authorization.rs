@@ -1,5 +1,6 @@
 //! The device authorization endpoint (RFC 8628 §3.1, §3.2).
 
+use crate::endpoint::budgets::Layer;
 use crate::endpoint::{EndpointRequest, ToHttp};
 use crate::grant::DeviceGrant;
 use crate::host::events::Event;
@@ -15,8 +16,9 @@ use crate::protocol::response::HttpResponse;
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCode;
 
-/// The RFC 8628 §3.2 response. `Debug` redacts both codes.
-#[derive(Debug, Clone)]
+/// The RFC 8628 §3.2 response. `Debug` redacts both codes (and the complete
+/// URI, which carries the user code).
+#[derive(Clone)]
 pub struct DeviceAuthorizationResponse {
     /// The new authorization's identifier (not sent; for the host's logs).
     pub id: AuthorizationId,
@@ -32,6 +34,26 @@ pub struct DeviceAuthorizationResponse {
     pub expires_in: u64,
     /// `interval`, seconds.
     pub interval: Interval,
+}
+
+impl std::fmt::Debug for DeviceAuthorizationResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceAuthorizationResponse")
+            .field("id", &self.id)
+            .field("device_code", &self.device_code)
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .field(
+                "verification_uri_complete",
+                &self
+                    .verification_uri_complete
+                    .as_ref()
+                    .map(|_| "[redacted]"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("interval", &self.interval)
+            .finish()
+    }
 }
 
 impl serde::Serialize for DeviceAuthorizationResponse {
@@ -72,6 +94,24 @@ impl DeviceGrant {
         let scopes = self.requested_scopes(&client, form.get("scope")?)?;
         let config = &self.inner.config;
         let now = self.now();
+        let budgets = &config.budgets;
+        let mut layers = Vec::with_capacity(3);
+        if let (Some(ip), Some(budget)) = (context.ip, budgets.authorizations_per_source) {
+            layers.push(Layer::source(ip, budget));
+        }
+        layers.extend(
+            budgets
+                .authorizations_per_client
+                .map(|b| Layer::client(&client.id, b)),
+        );
+        layers.extend(
+            budgets
+                .pending_per_client
+                .map(|n| Layer::pending(&client.id, n, config.lifetime)),
+        );
+        if let Err(retry_after) = self.spend(&layers, now).await? {
+            return Err(OAuthError::RateLimited { retry_after });
+        }
         let interval = client.interval.unwrap_or(config.interval);
         let device_code = DeviceCode::generate();
         let details = RequestDetails {
@@ -116,6 +156,7 @@ impl DeviceGrant {
                 interval,
             });
         }
+        self.refund(&layers, now).await?;
         Err(OAuthError::UserCodesExhausted)
     }
 

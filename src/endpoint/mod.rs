@@ -1,5 +1,6 @@
 //! The endpoints: each orchestrates the pure core and the host's traits.
 
+mod budgets;
 pub mod device_authorization;
 pub mod token;
 pub mod verification;

@@ -1,20 +1,24 @@
 //! The verification API behind the host's pages (RFC 8628 §3.3): find a pending
 //! request from what a person typed, then approve or deny it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime};
 
+use crate::endpoint::budgets::Layer;
 use crate::grant::DeviceGrant;
+use crate::host::consent::{ConsentDecision, ConsentSignals};
 use crate::host::events::Event;
-use crate::host::limiter::{Admission, LimiterKey};
+use crate::host::limiter::LimiterKey;
 use crate::protocol::authorization::{
     Approval, AuthorizationId, DeviceAuthorization, RequestDetails, Subject, TransitionError,
 };
 use crate::protocol::client::Client;
 use crate::protocol::error::BackendError;
+use crate::protocol::proximity::proximity;
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::{UserCodeError, UserCodeHash};
 
@@ -90,6 +94,15 @@ impl std::fmt::Debug for VerificationTicket {
     }
 }
 
+/// The consent-time signals and the policy's decision on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    /// Proximity, age, approver address.
+    pub signals: ConsentSignals,
+    /// What the consent page should do.
+    pub decision: ConsentDecision,
+}
+
 /// A pending request as the consent page shows it.
 #[derive(Debug, Clone)]
 pub struct PendingRequest {
@@ -107,10 +120,10 @@ impl DeviceGrant {
     /// Finds the live pending request for what a person typed.
     ///
     /// Input that cannot be a code is refused at once and costs nothing. A
-    /// well-formed code spends one attempt of `key`'s budget before the look-up,
-    /// refunded when the code is right, so that only wrong codes count; when the
-    /// budget is spent the answer is [`VerificationError::TooManyAttempts`] without
-    /// a look-up.
+    /// well-formed code spends one attempt of `key`'s budget and of the
+    /// deployment-wide budget before the look-up, refunded when the code is right,
+    /// so that only wrong codes count; when a budget is spent the answer is
+    /// [`VerificationError::TooManyAttempts`] without a look-up.
     pub async fn verify(
         &self,
         typed: &str,
@@ -119,11 +132,13 @@ impl DeviceGrant {
         let config = &self.inner.config;
         let code = config.user_code_policy.normalize(typed)?;
         let now = self.now();
-        let limiter = &self.inner.limiter;
-        if let Admission::Exhausted { retry_after } =
-            limiter.acquire(key, &config.budget, now).await?
-        {
-            self.emit(Event::LimiterTripped { key: key.clone() });
+        let budgets = &config.budgets;
+        let mut layers = vec![Layer {
+            key: key.clone(),
+            budget: budgets.wrong_codes_per_key,
+        }];
+        layers.extend(budgets.wrong_codes_global.map(Layer::global_wrong_codes));
+        if let Err(retry_after) = self.spend(&layers, now).await? {
             return Err(VerificationError::TooManyAttempts { retry_after });
         }
         let hash = config.user_code_key.hash(&code);
@@ -134,7 +149,8 @@ impl DeviceGrant {
         let Some(client) = self.inner.clients.find(&record.request.client_id).await? else {
             return Err(VerificationError::NotFound);
         };
-        limiter.refund(key, &config.budget, now).await?;
+        // A right code costs nothing: only wrong codes count.
+        self.refund(&layers, now).await?;
         Ok(PendingRequest {
             ticket: VerificationTicket {
                 id: record.id,
@@ -144,6 +160,23 @@ impl DeviceGrant {
             age: now - record.request.created_at,
             request: record.request,
         })
+    }
+
+    /// The consent-time signals for a request found by [`DeviceGrant::verify`]:
+    /// how near the approver (at `approver_ip`) is to the device, how old the
+    /// request is, and what the configured [`ConsentPolicy`](crate::ConsentPolicy) decides. Show the
+    /// signals on the consent page, and honour the decision before calling
+    /// [`DeviceGrant::approve`].
+    pub fn assess(&self, pending: &PendingRequest, approver_ip: Option<IpAddr>) -> Assessment {
+        let signals = ConsentSignals {
+            proximity: proximity(pending.request.context.ip, approver_ip),
+            age: self.now() - pending.request.created_at,
+            approver_ip,
+        };
+        Assessment {
+            decision: self.inner.consent.decide(&signals),
+            signals,
+        }
     }
 
     /// Approves the request for `subject` with `scopes` (a subset of those
@@ -164,6 +197,7 @@ impl DeviceGrant {
         let record = self
             .transition(ticket, |record, now| record.approve(approval.clone(), now))
             .await?;
+        self.release_pending(&record).await?;
         self.emit(Event::Approved {
             id: record.id,
             client_id: record.request.client_id.clone(),
@@ -177,10 +211,21 @@ impl DeviceGrant {
         let record = self
             .transition(ticket, |record, now| record.deny(now))
             .await?;
+        self.release_pending(&record).await?;
         self.emit(Event::Denied {
             id: record.id,
             client_id: record.request.client_id.clone(),
         });
+        Ok(())
+    }
+
+    /// Gives back the client's pending-budget unit of a request that left Pending.
+    async fn release_pending(&self, record: &DeviceAuthorization) -> Result<(), BackendError> {
+        let config = &self.inner.config;
+        if let Some(attempts) = config.budgets.pending_per_client {
+            let layer = Layer::pending(&record.request.client_id, attempts, config.lifetime);
+            self.refund(&[layer], self.now()).await?;
+        }
         Ok(())
     }
 

@@ -55,3 +55,20 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::default();
+        let t0 = c.now();
+        assert_eq!(c.now(), t0);
+        c.advance(Duration::seconds(5));
+        assert_eq!(c.now(), t0 + Duration::seconds(5));
+        c.set(t0);
+        assert_eq!(c.now(), t0);
+        assert_eq!(t0.year(), 2026);
+    }
+}

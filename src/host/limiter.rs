@@ -60,6 +60,63 @@ impl Budget {
     }
 }
 
+/// The layered abuse budgets, each counted by the [`AttemptLimiter`] (so shared
+/// across instances when the limiter is). Each `Option` layer is off when `None`.
+/// Keys the crate counts under begin with `device-grant:`; host keys must not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// Wrong user codes per host-chosen key (session, IP, account). Default 5 per 5 min.
+    pub wrong_codes_per_key: Budget,
+    /// Wrong user codes across the whole deployment, so that guesses spread over
+    /// many addresses are bounded too. Default 1,000 per 5 min. When spent, every
+    /// person is refused until the window ends: size it above the deployment's
+    /// normal rate of typos.
+    pub wrong_codes_global: Option<Budget>,
+    /// Device authorizations per client. Default 600 per minute.
+    pub authorizations_per_client: Option<Budget>,
+    /// Device authorizations per source network (an IPv4 address, an IPv6 /64),
+    /// from [`crate::RequestContext::ip`]. Default 20 per 10 min.
+    pub authorizations_per_source: Option<Budget>,
+    /// Pending requests per client, counted per code-lifetime window: a request
+    /// spends one when created and gives it back when approved or denied, so a
+    /// client never has more than twice this many requests pending at once (fixed
+    /// windows). Default 10,000.
+    pub pending_per_client: Option<u32>,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            wrong_codes_per_key: Budget::default(),
+            wrong_codes_global: Some(Budget {
+                attempts: 1_000,
+                window: Duration::minutes(5),
+            }),
+            authorizations_per_client: Some(Budget {
+                attempts: 600,
+                window: Duration::minutes(1),
+            }),
+            authorizations_per_source: Some(Budget {
+                attempts: 20,
+                window: Duration::minutes(10),
+            }),
+            pending_per_client: Some(10_000),
+        }
+    }
+}
+
+impl Budgets {
+    /// Every layer checked: at least one attempt, a window of at least 1 s.
+    pub(crate) fn is_valid(&self) -> bool {
+        let ok = |b: &Budget| b.attempts > 0 && b.window >= Duration::seconds(1);
+        ok(&self.wrong_codes_per_key)
+            && self.wrong_codes_global.as_ref().is_none_or(ok)
+            && self.authorizations_per_client.as_ref().is_none_or(ok)
+            && self.authorizations_per_source.as_ref().is_none_or(ok)
+            && self.pending_per_client != Some(0)
+    }
+}
+
 /// Whether an attempt may go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -97,4 +154,65 @@ pub trait AttemptLimiter: Send + Sync {
         budget: &Budget,
         now: OffsetDateTime,
     ) -> Result<(), BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryLimiter;
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(secs).unwrap()
+    }
+
+    #[test]
+    fn fixed_windows() {
+        let b = Budget {
+            attempts: 3,
+            window: Duration::seconds(300),
+        };
+        assert_eq!(b.window_start(at(1_000_000_299)), at(1_000_000_200));
+        assert_eq!(b.window_start(at(1_000_000_200)), at(1_000_000_200));
+        assert_eq!(b.retry_after(at(1_000_000_299)), Duration::seconds(201));
+    }
+
+    #[tokio::test]
+    async fn memory_limiter_spends_refunds_and_resets() {
+        let l = MemoryLimiter::new();
+        let b = Budget {
+            attempts: 2,
+            window: Duration::seconds(60),
+        };
+        let k = LimiterKey::new("k");
+        let t = at(6_000);
+        assert_eq!(l.acquire(&k, &b, t).await.unwrap(), Admission::Admitted);
+        assert_eq!(l.acquire(&k, &b, t).await.unwrap(), Admission::Admitted);
+        assert_eq!(
+            l.acquire(&k, &b, t + Duration::seconds(10)).await.unwrap(),
+            Admission::Exhausted {
+                retry_after: Duration::seconds(50)
+            }
+        );
+        l.refund(&k, &b, t).await.unwrap();
+        assert_eq!(l.acquire(&k, &b, t).await.unwrap(), Admission::Admitted);
+        // Other keys are independent; a new window starts afresh.
+        assert_eq!(
+            l.acquire(&LimiterKey::new("j"), &b, t).await.unwrap(),
+            Admission::Admitted
+        );
+        assert_eq!(
+            l.acquire(&k, &b, t + Duration::seconds(60)).await.unwrap(),
+            Admission::Admitted
+        );
+        // A refund for a past window does not credit the current one.
+        l.refund(&k, &b, t).await.unwrap();
+        assert_eq!(
+            l.acquire(&k, &b, t + Duration::seconds(60)).await.unwrap(),
+            Admission::Admitted
+        );
+        assert!(matches!(
+            l.acquire(&k, &b, t + Duration::seconds(60)).await.unwrap(),
+            Admission::Exhausted { .. }
+        ));
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod clock;
+pub mod consent;
 pub mod events;
 pub mod issuer;
 pub mod limiter;

@@ -140,6 +140,7 @@ pub struct Approval {
 }
 
 /// Where a request stands.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Status {
@@ -217,6 +218,7 @@ pub enum TransitionError {
 }
 
 /// What a poll of the token endpoint comes to.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub enum PollOutcome {
     /// `authorization_pending`.
@@ -351,6 +353,10 @@ impl DeviceAuthorization {
                         outcome: PollOutcome::Pending,
                         next: Some(next),
                     }
+                }
+                // At the cap the interval no longer grows: nothing to write.
+                Pace::TooEarly { slowed } if slowed == self.interval => {
+                    outcome_only(PollOutcome::SlowDown(slowed))
                 }
                 Pace::TooEarly { slowed } => {
                     let mut next = self.successor();

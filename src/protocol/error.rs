@@ -170,6 +170,14 @@ pub enum OAuthError {
     /// space is crowded. Sent as `temporarily_unavailable`.
     #[error("no free user code could be drawn")]
     UserCodesExhausted,
+    /// A device-authorization budget (per client, per source, or pending per
+    /// client) is spent. Sent as `429` with `Retry-After` and
+    /// `temporarily_unavailable`.
+    #[error("too many device authorizations; retry in {} s", retry_after.whole_seconds())]
+    RateLimited {
+        /// When the budget's window ends.
+        retry_after: time::Duration,
+    },
     /// The record changed under every one of the crate's compare-and-set rounds.
     /// Sent as `temporarily_unavailable`; the client polls again.
     #[error("the request is contended")]
@@ -194,6 +202,7 @@ impl OAuthError {
             Self::AccessDenied => ErrorCode::AccessDenied,
             Self::ExpiredToken => ErrorCode::ExpiredToken,
             Self::UserCodesExhausted
+            | Self::RateLimited { .. }
             | Self::Contended
             | Self::Backend(BackendError::Unavailable(_) | BackendError::Timeout) => {
                 ErrorCode::TemporarilyUnavailable
@@ -211,6 +220,7 @@ impl OAuthError {
             {
                 401
             }
+            ErrorCode::TemporarilyUnavailable if matches!(self, Self::RateLimited { .. }) => 429,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::ServerError => 500,
             _ => 400,
@@ -241,6 +251,10 @@ impl OAuthError {
             error_description: description.as_deref(),
         };
         let mut response = HttpResponse::json(self.status(), &body);
+        if let Self::RateLimited { retry_after } = self {
+            let secs = retry_after.whole_seconds().max(1);
+            response.headers.push(("retry-after", secs.to_string()));
+        }
         if matches!(self, Self::InvalidClient { via_header: true }) {
             response.headers.push((
                 "www-authenticate",
@@ -304,6 +318,12 @@ mod tests {
             assert_eq!(v["error"], code);
         }
         assert_eq!(all[10].status(), 503);
+        let limited = OAuthError::RateLimited {
+            retry_after: time::Duration::seconds(42),
+        }
+        .to_http();
+        assert_eq!(limited.status, 429);
+        assert_eq!(limited.header("retry-after"), Some("42"));
         assert_eq!(all[11].status(), 500);
         // Backend detail never reaches the client.
         assert!(!all[11].to_http().body.contains('x'));

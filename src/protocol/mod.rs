@@ -11,6 +11,7 @@ pub mod device_code;
 pub mod error;
 pub mod form;
 pub mod polling;
+pub mod proximity;
 pub mod response;
 pub mod scope;
 pub mod user_code;

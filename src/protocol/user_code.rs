@@ -20,10 +20,12 @@ pub const MAX_INPUT_CHARS: usize = 64;
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserCodePolicy {
     alphabet: Vec<u8>,
-    // Index by ASCII byte: whether it belongs to the alphabet.
-    member: [bool; 128],
+    // Index by ASCII byte: the character's position in the alphabet plus one,
+    // or 0 when it is not in the alphabet.
+    position: [u8; 128],
     length: usize,
     group: usize,
+    check: bool,
 }
 
 impl std::fmt::Debug for UserCodePolicy {
@@ -32,6 +34,7 @@ impl std::fmt::Debug for UserCodePolicy {
             .field("alphabet", &String::from_utf8_lossy(&self.alphabet))
             .field("length", &self.length)
             .field("group", &self.group)
+            .field("check_character", &self.check)
             .field("entropy_bits", &self.entropy_bits())
             .finish()
     }
@@ -79,6 +82,9 @@ pub enum UserCodeError {
     /// The input has too few or too many characters.
     #[error("the code has the wrong number of characters")]
     WrongLength,
+    /// The check character does not match: a typo, not a wrong code.
+    #[error("the code has a typo: please check it against the device's screen")]
+    Typo,
 }
 
 impl UserCodePolicy {
@@ -95,27 +101,29 @@ impl UserCodePolicy {
     /// A policy of the given alphabet (ASCII letters and digits, matched
     /// case-insensitively), length, and group size for display (0 for none).
     pub fn new(alphabet: &str, length: usize, group: usize) -> Result<Self, PolicyError> {
-        let mut member = [false; 128];
+        let mut position = [0u8; 128];
         let mut chars = Vec::with_capacity(alphabet.len());
         for c in alphabet.chars() {
             if !c.is_ascii_alphanumeric() {
                 return Err(PolicyError::BadCharacter);
             }
             let b = c.to_ascii_uppercase() as u8;
-            if member[b as usize] {
+            if position[b as usize] != 0 {
                 return Err(PolicyError::RepeatedCharacter);
             }
-            member[b as usize] = true;
             chars.push(b);
+            // At most 36 distinct ASCII letters and digits: fits a u8.
+            position[b as usize] = chars.len() as u8;
         }
         if length > 32 {
             return Err(PolicyError::TooLong);
         }
         let policy = Self {
             alphabet: chars,
-            member,
+            position,
             length,
             group,
+            check: false,
         };
         let bits = policy.entropy_bits();
         if bits < MIN_ENTROPY_BITS || policy.alphabet.len() < 2 {
@@ -127,7 +135,18 @@ impl UserCodePolicy {
         Ok(policy)
     }
 
-    /// The entropy of one code in bits: `length × log2(alphabet size)`.
+    /// The same policy with a check character appended to every code (Luhn mod N
+    /// over the alphabet): a mistyped character, and most swaps of two adjacent
+    /// characters, are told apart from a wrong code before any look-up, and cost
+    /// the person no attempt. The check character adds one character to type and
+    /// no entropy.
+    pub fn with_check_character(mut self) -> Self {
+        self.check = true;
+        self
+    }
+
+    /// The entropy of one code in bits: `length × log2(alphabet size)` (a check
+    /// character adds none).
     pub fn entropy_bits(&self) -> f64 {
         self.length as f64 * (self.alphabet.len() as f64).log2()
     }
@@ -137,18 +156,23 @@ impl UserCodePolicy {
         (self.alphabet.len() as f64).powi(self.length as i32)
     }
 
-    /// The number of characters in a code, separators excluded.
+    /// The number of characters a person types, separators excluded (with the
+    /// check character, if any).
     pub fn length(&self) -> usize {
-        self.length
+        self.length + usize::from(self.check)
     }
 
     /// Draws a code uniformly from the policy's space with `rand`'s thread-local
     /// CSPRNG. `random_range` rejects out-of-range samples, so there is no modulo bias.
     pub fn generate(&self) -> UserCode {
         let mut rng = rand::rng();
-        let canonical: String = (0..self.length)
+        let mut canonical: String = (0..self.length)
             .map(|_| self.alphabet[rng.random_range(0..self.alphabet.len())] as char)
             .collect();
+        if self.check {
+            let check = self.luhn_check(canonical.as_bytes());
+            canonical.push(self.alphabet[check] as char);
+        }
         self.make(canonical)
     }
 
@@ -169,18 +193,36 @@ impl UserCodePolicy {
                 return Err(UserCodeError::InvalidCharacter);
             }
             let b = c.to_ascii_uppercase() as u8;
-            if !self.member[b as usize] {
+            if self.position[b as usize] == 0 {
                 return Err(UserCodeError::InvalidCharacter);
             }
-            if canonical.len() == self.length {
+            if canonical.len() == self.length() {
                 return Err(UserCodeError::WrongLength);
             }
             canonical.push(b as char);
         }
-        if canonical.len() != self.length {
+        if canonical.len() != self.length() {
             return Err(UserCodeError::WrongLength);
         }
+        if self.check {
+            let (payload, check) = canonical.as_bytes().split_at(self.length);
+            if self.alphabet[self.luhn_check(payload)] != check[0] {
+                return Err(UserCodeError::Typo);
+            }
+        }
         Ok(self.make(canonical))
+    }
+
+    /// The Luhn mod N check character's index for `payload` (alphabet bytes).
+    fn luhn_check(&self, payload: &[u8]) -> usize {
+        let n = self.alphabet.len();
+        let mut sum = 0;
+        for (i, &b) in payload.iter().rev().enumerate() {
+            let value = usize::from(self.position[b as usize]) - 1;
+            let addend = if i % 2 == 0 { 2 * value } else { value };
+            sum += addend / n + addend % n;
+        }
+        (n - sum % n) % n
     }
 
     fn make(&self, canonical: String) -> UserCode {
@@ -404,6 +446,34 @@ mod tests {
         assert_ne!(k1.hash(&a), k1.hash(&c));
         assert_ne!(k1.hash(&a), k2.hash(&a));
         assert!(!format!("{a:?}{k1:?}").contains("WDJB"));
+    }
+
+    #[test]
+    fn check_character_catches_typos() {
+        let p = UserCodePolicy::default().with_check_character();
+        assert_eq!(p.length(), 9);
+        assert!((p.entropy_bits() - 34.57).abs() < 0.01);
+        let alphabet: Vec<char> = CONSONANTS.chars().collect();
+        for _ in 0..200 {
+            let code = p.generate();
+            assert_eq!(code.canonical().len(), 9);
+            assert_eq!(p.normalize(code.display()).unwrap(), code);
+            let chars: Vec<char> = code.canonical().chars().collect();
+            // Every single substitution is caught.
+            for i in 0..9 {
+                for &c in &alphabet {
+                    if c == chars[i] {
+                        continue;
+                    }
+                    let mut typo = chars.clone();
+                    typo[i] = c;
+                    let typo: String = typo.into_iter().collect();
+                    assert_eq!(p.normalize(&typo), Err(UserCodeError::Typo), "{typo}");
+                }
+            }
+        }
+        // Without the check character the same input is a (wrong) code, not a typo.
+        assert!(UserCodePolicy::default().normalize("BCDF-GHJK").is_ok());
     }
 
     #[test]

@@ -1,0 +1,128 @@
+//! A grant wired for tests: manual clock, demo clients, an issuer that counts.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use device_grant::{
+    ApprovedGrant, AuthMethod, BackendError, Client, Config, ConfigBuilder, DEVICE_CODE_GRANT_TYPE,
+    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey, ManualClock, OAuthError,
+    RecordedEvents, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer, TokenResponse,
+    UserCodeKey,
+};
+
+pub struct CountingIssuer(pub AtomicUsize);
+
+#[async_trait::async_trait]
+impl TokenIssuer for CountingIssuer {
+    async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(TokenResponse::bearer(format!(
+            "at-{}-{}-{n}",
+            grant.approval.subject.as_str(),
+            grant.id
+        )))
+    }
+}
+
+pub struct Harness {
+    pub grant: DeviceGrant,
+    pub clock: Arc<ManualClock>,
+    pub events: Arc<RecordedEvents>,
+    pub issuer: Arc<CountingIssuer>,
+}
+
+pub const PRINTER_SECRET: &str = "printer-secret";
+
+pub fn clients() -> StaticClients {
+    let scopes = ScopeSet::parse("openid profile email offline_access").unwrap();
+    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    tv.allowed_scopes = scopes.clone();
+    tv.default_scopes = ScopeSet::parse("profile").unwrap();
+    let mut printer = Client::new(
+        "printer",
+        vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
+    );
+    printer.allowed_scopes = scopes;
+    let mut web = Client::new("web-only", vec![AuthMethod::None]);
+    web.device_grant = false;
+    StaticClients::new()
+        .with_public(tv)
+        .with_public(web)
+        .with_confidential(printer, PRINTER_SECRET)
+}
+
+pub fn config() -> ConfigBuilder {
+    Config::builder(
+        "https://as.example/device",
+        UserCodeKey::new(&[42; 32]).unwrap(),
+    )
+}
+
+pub fn harness() -> Harness {
+    harness_with(config())
+}
+
+pub fn harness_with(config: ConfigBuilder) -> Harness {
+    let clock = Arc::new(ManualClock::default());
+    let events = Arc::new(RecordedEvents::default());
+    let issuer = Arc::new(CountingIssuer(AtomicUsize::new(0)));
+    let grant = DeviceGrant::builder(config.build().unwrap(), Arc::new(clients()), issuer.clone())
+        .clock(clock.clone())
+        .events(events.clone())
+        .build();
+    Harness {
+        grant,
+        clock,
+        events,
+        issuer,
+    }
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+pub fn poll_body(client: &str, device_code: &str) -> String {
+    format!("grant_type={DEVICE_CODE_GRANT_TYPE}&client_id={client}&device_code={device_code}")
+}
+
+impl Harness {
+    pub async fn start(&self, body: &str) -> DeviceAuthorizationResponse {
+        self.grant
+            .device_authorization(
+                EndpointRequest::form(body.as_bytes()),
+                RequestContext::default(),
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn poll(&self, client: &str, device_code: &str) -> Result<TokenResponse, OAuthError> {
+        let body = poll_body(client, device_code);
+        self.grant
+            .token(EndpointRequest::form(body.as_bytes()))
+            .await
+    }
+
+    pub async fn approve(&self, codes: &DeviceAuthorizationResponse, sub: &str) {
+        let found = self
+            .grant
+            .verify(codes.user_code.display(), &LimiterKey::new("test"))
+            .await
+            .unwrap();
+        let scopes = found.request.scopes.clone();
+        self.grant
+            .approve(&found.ticket, Subject::new(sub), scopes, None)
+            .await
+            .unwrap();
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(time::Duration::seconds(secs));
+    }
+}
