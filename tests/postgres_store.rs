@@ -195,3 +195,29 @@ async fn corrupt_postgres_record_is_a_500_server_error() {
     assert_eq!(status, 500);
     assert!(body.contains("\"server_error\""), "{body}");
 }
+
+#[tokio::test]
+async fn a_postgres_url_picks_the_postgres_store() {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+        return;
+    };
+    let (store, limiter) = device_grant::adapters::connect(&url)
+        .await
+        .expect("postgres");
+    let grant = scenarios::instance(store.clone(), limiter, scenarios::clock());
+    let codes = scenarios::ask(&grant).await;
+    // Found through a PostgresStore of its own: the record really is in the
+    // database (schema public).
+    let other = connect(&url, "public").await;
+    assert!(
+        other
+            .by_device_code(&codes.device_code.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    other
+        .purge_expired(time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .await
+        .unwrap();
+}

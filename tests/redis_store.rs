@@ -156,3 +156,22 @@ async fn corrupt_redis_record_is_a_500_server_error() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn a_redis_url_picks_the_redis_store() {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
+        return;
+    };
+    let (store, limiter) = device_grant::adapters::connect(&url).await.expect("redis");
+    let grant = scenarios::instance(store.clone(), limiter, scenarios::clock());
+    let codes = scenarios::ask(&grant).await;
+    // Found through a RedisStore of its own: the record really is in Redis.
+    let other = connect(&url, device_grant::adapters::DEFAULT_PREFIX).await;
+    assert!(
+        other
+            .by_device_code(&codes.device_code.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

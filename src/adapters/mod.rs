@@ -15,11 +15,49 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+use std::sync::Arc;
+
 use sha2::Digest as _;
 use time::OffsetDateTime;
 
 use crate::protocol::authorization::DeviceAuthorization;
 use crate::protocol::error::BackendError;
+
+/// The key prefix (Redis) [`connect`] uses.
+pub const DEFAULT_PREFIX: &str = "device-grant";
+
+/// A store and its limiter from one setting, for a `--store` flag:
+/// `memory`, `redis://…` / `rediss://…` (keys prefixed [`DEFAULT_PREFIX`]) or
+/// `postgres://…` / `postgresql://…` (schema `public`, migrated). A scheme whose
+/// feature is off, or an unknown one, is an error naming it (never the URL's
+/// password).
+pub async fn connect(
+    url: &str,
+) -> Result<(Arc<dyn crate::Store>, Arc<dyn crate::AttemptLimiter>), BackendError> {
+    let scheme = url.split_once("://").map_or(url, |(s, _)| s);
+    match scheme {
+        "memory" => Ok((
+            Arc::new(crate::MemoryStore::new()),
+            Arc::new(crate::MemoryLimiter::new()),
+        )),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => {
+            let store = redis::RedisStore::connect(url, DEFAULT_PREFIX).await?;
+            let limiter = store.limiter();
+            Ok((Arc::new(store), Arc::new(limiter)))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let store = postgres::PostgresStore::connect(url).await?;
+            let limiter = store.limiter();
+            Ok((Arc::new(store), Arc::new(limiter)))
+        }
+        other => Err(BackendError::other(format!(
+            "no store for {other:?}: expected memory, redis:// (feature redis) or \
+             postgres:// (feature postgres)"
+        ))),
+    }
+}
 
 /// A record as stored: its JSON, which holds only hashes of the codes.
 pub(crate) fn encode(record: &DeviceAuthorization) -> Result<String, BackendError> {
@@ -78,6 +116,21 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connect_picks_the_store_by_scheme() {
+        let (store, _) = connect("memory").await.unwrap();
+        let hash = crate::DeviceCodeHash([9; 32]);
+        assert_eq!(store.by_device_code(&hash).await.unwrap(), None);
+        let err = match connect("mongodb://u:hunter2@db/x").await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("an unknown scheme must be refused"),
+        };
+        assert!(
+            err.contains("\"mongodb\"") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn urls_lose_their_passwords() {
