@@ -18,6 +18,7 @@ pub mod redis;
 use std::sync::Arc;
 
 use sha2::Digest as _;
+#[cfg(feature = "redis")]
 use time::OffsetDateTime;
 
 use crate::protocol::authorization::DeviceAuthorization;
@@ -150,6 +151,7 @@ mod tests {
         assert!(!err.to_string().contains("secret-looking"), "{err}");
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn ttl_millis_round_up() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_500_000_001).unwrap();
