@@ -174,7 +174,7 @@ pub async fn submit_code(
         Err(VerificationError::Malformed(_)) => (StatusCode::BAD_REQUEST, MALFORMED.to_owned()),
         Err(VerificationError::NotFound) => (
             StatusCode::BAD_REQUEST,
-            "No device is waiting for this code. Check that it matches your device's \
+            "No device is waiting for this code. Check that it matches your device’s \
              screen: codes work once, for a few minutes."
                 .to_owned(),
         ),
