@@ -119,7 +119,7 @@ async fn the_device_reports_a_denial() {
         async move { flow::run(&options, &mut screen).await }
     });
     answer(&screen.complete_uri().await, "deny").await;
-    let error = device.await.unwrap().err().expect("a denial");
+    let error = device.await.unwrap().expect_err("a denial");
     assert!(matches!(error, flow::FlowError::Denied), "{error}");
 }
 
@@ -128,7 +128,7 @@ async fn the_device_reports_a_refusal_clearly() {
     let server = Server::start(|_| {}).await;
     let mut screen = Screen::default();
     let wrong = options(&server, "printer", Some("wrong-secret"));
-    let error = flow::run(&wrong, &mut screen).await.err().expect("refused");
+    let error = flow::run(&wrong, &mut screen).await.expect_err("refused");
     assert!(error.to_string().contains("invalid_client"), "{error}");
     let unknown_scope = flow::Options {
         scope: Some("admin".to_owned()),
@@ -136,7 +136,6 @@ async fn the_device_reports_a_refusal_clearly() {
     };
     let error = flow::run(&unknown_scope, &mut screen)
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(error.to_string().contains("invalid_scope"), "{error}");
 }
