@@ -74,6 +74,11 @@ async fn reach_consent(
         Some(codes.user_code().secret().as_str())
     );
     assert!(page.contains("Check that this code is the one on your device"));
+    assert!(
+        page.contains("<svg"),
+        "a QR code of the link: {}",
+        page.html
+    );
     let page = browser.submit(&page, &form, None).await;
 
     assert_eq!(page.path(), "/login", "{}", page.html);
@@ -559,6 +564,14 @@ async fn wrong_codes_get_a_clear_message_then_the_limiter_stops_them() {
         "{}",
         answer.html
     );
+
+    // A link whose code is malformed: the same message, nothing pre-filled.
+    let link = browser
+        .get(&server.url("/device?user_code=%3Cscript%3E"))
+        .await;
+    assert_eq!(link.status, 400);
+    assert!(link.contains("That is not a code from a device"));
+    assert_eq!(link.form("/device").value("user_code"), Some(""));
 
     // Five wrong codes (the default budget) are each told so…
     for _ in 0..5 {

@@ -96,6 +96,8 @@ pub async fn security_headers(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `verification_uri_complete` puts the user code in the page's address:
+    // it must not leak to other sites through the Referer header.
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
