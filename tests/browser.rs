@@ -192,61 +192,70 @@ async fn a_person_approves_in_chromium_and_the_device_gets_its_token() {
     let driver = start_driver().await;
     let profile = tempdir();
     let browser = start_browser(&driver, &profile).await;
-    let walk = async {
-        // Typing a wrong code first: the page says so.
-        browser.goto(&server.url("/device")).await.unwrap();
-        screenshot(&browser, "1-enter-code.png").await;
-        assert_styled_and_fits(&browser).await;
-        type_into(&browser, "#user_code", "BCDF-BCDF").await;
-        click(&browser, "form[action='/device'] button").await;
-        // The form posts and the answer loads: wait for its alert.
-        let error = browser
-            .wait()
-            .for_element(Locator::Css("[role=alert]"))
-            .await
-            .unwrap();
-        assert!(error.text().await.unwrap().contains("No device is waiting"));
-        screenshot(&browser, "2-wrong-code.png").await;
+    // The walk runs in its own task so that, whatever it asserts, the browser
+    // session is closed after it: a panic here would leave Chromium running.
+    let walk = tokio::spawn({
+        let (browser, server_base, codes) = (browser.clone(), server.base.clone(), codes.clone());
+        let server = move |path: &str| format!("{server_base}{path}");
+        async move {
+            // Typing a wrong code first: the page says so.
+            browser.goto(&server("/device")).await.unwrap();
+            screenshot(&browser, "1-enter-code.png").await;
+            assert_styled_and_fits(&browser).await;
+            type_into(&browser, "#user_code", "BCDF-BCDF").await;
+            click(&browser, "form[action='/device'] button").await;
+            // The form posts and the answer loads: wait for its alert.
+            let error = browser
+                .wait()
+                .for_element(Locator::Css("[role=alert]"))
+                .await
+                .unwrap();
+            assert!(error.text().await.unwrap().contains("No device is waiting"));
+            screenshot(&browser, "2-wrong-code.png").await;
 
-        // The link from the device's QR code: the code is filled in, to check.
-        let complete = codes.verification_uri_complete().unwrap().secret().clone();
-        browser.goto(&complete).await.unwrap();
-        let input = browser.find(Locator::Css("#user_code")).await.unwrap();
-        assert_eq!(
-            input.prop("value").await.unwrap().as_deref(),
-            Some(codes.user_code().secret().as_str())
-        );
-        screenshot(&browser, "3-confirm-code.png").await;
-        click(&browser, "form[action='/device'] button").await;
+            // The link from the device's QR code: the code is filled in, to check.
+            let complete = codes.verification_uri_complete().unwrap().secret().clone();
+            browser.goto(&complete).await.unwrap();
+            let input = browser.find(Locator::Css("#user_code")).await.unwrap();
+            assert_eq!(
+                input.prop("value").await.unwrap().as_deref(),
+                Some(codes.user_code().secret().as_str())
+            );
+            screenshot(&browser, "3-confirm-code.png").await;
+            click(&browser, "form[action='/device'] button").await;
 
-        wait_for_path(&browser, "/login").await;
-        assert_styled_and_fits(&browser).await;
-        type_into(&browser, "#username", "alice").await;
-        type_into(&browser, "#password", "wonderland").await;
-        screenshot(&browser, "4-sign-in.png").await;
-        click(&browser, "form[action='/login'] button").await;
+            wait_for_path(&browser, "/login").await;
+            assert_styled_and_fits(&browser).await;
+            type_into(&browser, "#username", "alice").await;
+            type_into(&browser, "#password", "wonderland").await;
+            screenshot(&browser, "4-sign-in.png").await;
+            click(&browser, "form[action='/login'] button").await;
 
-        wait_for_path(&browser, "/consent").await;
-        assert_styled_and_fits(&browser).await;
-        let heading = browser
-            .find(Locator::Css("h1"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(heading, "Allow Living-room TV?");
-        screenshot(&browser, "5-consent.png").await;
-        click(&browser, "button[value=approve]").await;
+            wait_for_path(&browser, "/consent").await;
+            assert_styled_and_fits(&browser).await;
+            let heading = browser
+                .find(Locator::Css("h1"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(heading, "Allow Living-room TV?");
+            screenshot(&browser, "5-consent.png").await;
+            click(&browser, "button[value=approve]").await;
 
-        // The answer is rendered at the same address: wait for the new heading.
-        wait_for_heading(&browser, "You’re all set").await;
-        screenshot(&browser, "6-done.png").await;
-    };
-    tokio::time::timeout(Duration::from_secs(60), walk)
-        .await
-        .expect("the walk finished");
-    browser.close().await.unwrap();
+            // The answer is rendered at the same address: wait for the new heading.
+            wait_for_heading(&browser, "You’re all set").await;
+            screenshot(&browser, "6-done.png").await;
+        }
+    });
+    let walked = tokio::time::timeout(Duration::from_secs(60), walk).await;
+    let _ = browser.close().await;
+    match walked {
+        Ok(Ok(())) => {}
+        Ok(Err(failed)) => std::panic::resume_unwind(failed.into_panic()),
+        Err(_) => panic!("the walk through the pages took over a minute"),
+    }
 
     let tokens = device.await.unwrap().expect("the device got its token");
     assert!(tokens.refresh_token().is_some());
