@@ -156,6 +156,9 @@ impl Tokens {
         let mut response = TokenResponse::bearer(access_token.clone());
         response.expires_in = Some(self.access_lifetime.whole_seconds().unsigned_abs());
         let mut tables = self.tables();
+        // Expired access tokens are dropped as new ones are minted, so that the
+        // table follows the number of live tokens.
+        tables.access.retain(|_, g| g.expires_at > now);
         tables.access.insert(
             digest(&access_token),
             AccessGrant {
