@@ -70,6 +70,18 @@ impl<T: ToHttp> ToHttp for Result<T, OAuthError> {
 }
 
 impl DeviceGrant {
+    /// Authenticates the client of a token-endpoint request exactly as the device
+    /// code grant does (RFC 6749 §2.3), for the host's other grants served at the
+    /// same endpoint (`refresh_token`), so that every grant accepts the same
+    /// credentials and refuses them with the same errors.
+    pub async fn authenticate_client(
+        &self,
+        request: EndpointRequest<'_>,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let form = request.parse(self)?;
+        self.authenticate(&form, request.authorization).await
+    }
+
     /// RFC 6749 §2.3 client authentication, shared by both endpoints.
     pub(crate) async fn authenticate(
         &self,
@@ -96,5 +108,83 @@ impl DeviceGrant {
             return Err(OAuthError::UnauthorizedClient);
         }
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use crate::host::clients::StaticClients;
+    use crate::host::issuer::{ApprovedGrant, TokenIssuer, TokenResponse};
+    use crate::protocol::client::AuthMethod;
+    use crate::protocol::error::BackendError;
+    use crate::protocol::user_code::UserCodeKey;
+
+    struct NoTokens;
+    #[async_trait::async_trait]
+    impl TokenIssuer for NoTokens {
+        async fn issue(&self, _: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
+            Err(BackendError::other("unused"))
+        }
+    }
+
+    fn grant() -> DeviceGrant {
+        let config = Config::builder(
+            "https://as.example/device",
+            UserCodeKey::new(&[1; 32]).unwrap(),
+        )
+        .build()
+        .unwrap();
+        let clients = StaticClients::new()
+            .with_public(Client::new("tv", vec![AuthMethod::None]))
+            .with_confidential(
+                Client::new("printer", vec![AuthMethod::ClientSecretPost]),
+                "s3cret",
+            );
+        DeviceGrant::builder(config, Arc::new(clients), Arc::new(NoTokens)).build()
+    }
+
+    #[tokio::test]
+    async fn authenticate_client_applies_the_token_endpoint_rules() {
+        let grant = grant();
+        let ok = |body: &'static [u8]| grant.authenticate_client(EndpointRequest::form(body));
+        assert_eq!(
+            ok(b"grant_type=refresh_token&client_id=tv")
+                .await
+                .unwrap()
+                .id
+                .as_str(),
+            "tv"
+        );
+        assert_eq!(
+            ok(b"client_id=printer&client_secret=s3cret")
+                .await
+                .unwrap()
+                .id
+                .as_str(),
+            "printer"
+        );
+        for body in [
+            &b"client_id=printer&client_secret=wrong"[..],
+            b"client_id=printer",
+            b"client_id=nobody",
+            b"refresh_token=x",
+        ] {
+            let err = grant
+                .authenticate_client(EndpointRequest::form(body))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, OAuthError::InvalidClient { .. }), "{err:?}");
+        }
+        let not_a_form = EndpointRequest {
+            content_type: Some("application/json"),
+            authorization: None,
+            body: b"{}",
+        };
+        assert!(matches!(
+            grant.authenticate_client(not_a_form).await,
+            Err(OAuthError::InvalidRequest(_))
+        ));
     }
 }

@@ -1,0 +1,236 @@
+//! The tokens this server mints: opaque random access and refresh tokens, kept
+//! in memory as SHA-256 digests (a leaked table holds no usable token), and an
+//! ID token when `openid` was granted.
+//!
+//! The crate calls [`Tokens::issue`] once per approved device code; the
+//! `refresh_token` grant ([`Tokens::refresh`]) is this server's own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use device_grant::{
+    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, OAuthError, ScopeSet,
+    TokenIssuer, TokenResponse,
+};
+use sha2::{Digest as _, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use super::jwt::Signer;
+
+type Digest = [u8; 32];
+
+/// What an access token stands for: what `/api/me` answers.
+#[derive(Debug, Clone)]
+pub struct AccessGrant {
+    /// The person.
+    pub subject: String,
+    /// The client acting for them.
+    pub client_id: ClientId,
+    /// What it may do.
+    pub scopes: ScopeSet,
+    expires_at: OffsetDateTime,
+    grant: AuthorizationId,
+}
+
+/// What a refresh token stands for.
+#[derive(Debug, Clone)]
+struct RefreshGrant {
+    subject: String,
+    client_id: ClientId,
+    scopes: ScopeSet,
+    grant: AuthorizationId,
+    // The person's details put in ID tokens, as approved at consent.
+    claims: serde_json::Value,
+}
+
+#[derive(Default)]
+struct Tables {
+    access: HashMap<Digest, AccessGrant>,
+    refresh: HashMap<Digest, RefreshGrant>,
+}
+
+/// The token tables and the minting rules.
+pub struct Tokens {
+    issuer: String,
+    clock: Arc<dyn Clock>,
+    access_lifetime: Duration,
+    signer: Arc<Signer>,
+    tables: Mutex<Tables>,
+}
+
+fn digest(token: &str) -> Digest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+impl Tokens {
+    pub fn new(
+        issuer: String,
+        clock: Arc<dyn Clock>,
+        access_lifetime: Duration,
+        signer: Arc<Signer>,
+    ) -> Self {
+        Self {
+            issuer,
+            clock,
+            access_lifetime,
+            signer,
+            tables: Mutex::default(),
+        }
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        // Every write is a single insert or remove: a panic elsewhere cannot leave
+        // the tables half-updated, so a poisoned lock is still good.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The grant behind a live access token.
+    pub fn introspect(&self, access_token: &str) -> Option<AccessGrant> {
+        let now = self.clock.now();
+        self.tables()
+            .access
+            .get(&digest(access_token))
+            .filter(|g| g.expires_at > now)
+            .cloned()
+    }
+
+    /// Revokes every token that came from the device authorization `grant`.
+    pub fn revoke_grant(&self, grant: AuthorizationId) {
+        let mut tables = self.tables();
+        tables.access.retain(|_, g| g.grant != grant);
+        tables.refresh.retain(|_, g| g.grant != grant);
+    }
+
+    /// The `refresh_token` grant (RFC 6749 §6) for an authenticated client:
+    /// rotates the refresh token, and may narrow the scopes.
+    pub fn refresh(
+        &self,
+        client_id: &ClientId,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let key = digest(refresh_token);
+        // Removed before anything else: a refresh token works once, so that a
+        // stolen copy and the real one cannot both be used unnoticed.
+        let old = self
+            .tables()
+            .refresh
+            .remove(&key)
+            .ok_or(OAuthError::InvalidGrant)?;
+        if old.client_id != *client_id {
+            return Err(OAuthError::InvalidGrant);
+        }
+        let scopes = match scope {
+            None => old.scopes.clone(),
+            Some(s) => {
+                let asked = ScopeSet::parse(s).map_err(|_| OAuthError::InvalidScope)?;
+                if !asked.is_subset(&old.scopes) {
+                    return Err(OAuthError::InvalidScope);
+                }
+                asked
+            }
+        };
+        let mut response = self.mint(&old.subject, client_id, &scopes, old.grant, &old.claims);
+        if scopes != old.scopes {
+            response.scope = Some(scopes);
+        }
+        Ok(response)
+    }
+
+    fn mint(
+        &self,
+        subject: &str,
+        client_id: &ClientId,
+        scopes: &ScopeSet,
+        grant: AuthorizationId,
+        claims: &serde_json::Value,
+    ) -> TokenResponse {
+        let now = self.clock.now();
+        let access_token = random_token();
+        let mut response = TokenResponse::bearer(access_token.clone());
+        response.expires_in = Some(self.access_lifetime.whole_seconds().unsigned_abs());
+        let mut tables = self.tables();
+        // Expired access tokens are dropped as new ones are minted, so that the
+        // table follows the number of live tokens.
+        tables.access.retain(|_, g| g.expires_at > now);
+        tables.access.insert(
+            digest(&access_token),
+            AccessGrant {
+                subject: subject.to_owned(),
+                client_id: client_id.clone(),
+                scopes: scopes.clone(),
+                expires_at: now + self.access_lifetime,
+                grant,
+            },
+        );
+        if scopes.contains("offline_access") {
+            let refresh_token = random_token();
+            tables.refresh.insert(
+                digest(&refresh_token),
+                RefreshGrant {
+                    subject: subject.to_owned(),
+                    client_id: client_id.clone(),
+                    scopes: scopes.clone(),
+                    grant,
+                    claims: claims.clone(),
+                },
+            );
+            response.refresh_token = Some(device_grant::Token::new(refresh_token));
+        }
+        if scopes.contains("openid") {
+            let id_token = self.id_token(subject, client_id, scopes, claims, now);
+            response.id_token = Some(device_grant::Token::new(id_token));
+        }
+        response
+    }
+
+    /// An OpenID Connect ID token: who signed in, for which client, until when;
+    /// `name` and `email` only when those scopes were granted.
+    fn id_token(
+        &self,
+        subject: &str,
+        client_id: &ClientId,
+        scopes: &ScopeSet,
+        claims: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> String {
+        let mut token = serde_json::json!({
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": client_id.as_str(),
+            "iat": now.unix_timestamp(),
+            "exp": (now + Duration::minutes(10)).unix_timestamp(),
+        });
+        for (scope, claim) in [
+            ("openid", "auth_time"),
+            ("profile", "name"),
+            ("email", "email"),
+        ] {
+            if let Some(value) = claims.get(claim).filter(|_| scopes.contains(scope)) {
+                token[claim] = value.clone();
+            }
+        }
+        self.signer.sign(&token)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenIssuer for Tokens {
+    async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
+        let approval = &grant.approval;
+        let claims = approval.data.clone().unwrap_or_default();
+        Ok(self.mint(
+            approval.subject.as_str(),
+            &grant.client.id,
+            &approval.scopes,
+            grant.id,
+            &claims,
+        ))
+    }
+}
