@@ -21,8 +21,8 @@ pub enum ConfigError {
     /// The interval is above the polling cap.
     #[error("the interval must not exceed the maximum interval")]
     Interval,
-    /// The leeway is negative or not shorter than the interval.
-    #[error("the polling leeway must be at least zero and shorter than the interval")]
+    /// The leeway is negative.
+    #[error("the polling leeway must not be negative")]
     Leeway,
     /// A budget allows no attempt or has a window under one second.
     #[error("every budget needs at least one attempt and a window of at least 1 s")]
@@ -191,7 +191,7 @@ impl ConfigBuilder {
         if self.interval > self.polling.max_interval {
             return Err(ConfigError::Interval);
         }
-        if self.polling.leeway.is_negative() || self.polling.leeway >= self.interval.duration() {
+        if self.polling.leeway.is_negative() {
             return Err(ConfigError::Leeway);
         }
         if !self.budgets.is_valid() {
@@ -270,7 +270,7 @@ mod tests {
             Some(ConfigError::Interval)
         );
         let rules = PollingRules {
-            leeway: Duration::seconds(5),
+            leeway: Duration::seconds(-1),
             ..PollingRules::default()
         };
         assert_eq!(ok().polling(rules).build().err(), Some(ConfigError::Leeway));

@@ -55,6 +55,8 @@ impl Interval {
 pub struct PollingRules {
     /// How much earlier than the interval a poll may come and still be on time,
     /// to absorb network jitter and clock skew between instances. Default 1 s.
+    /// Never more than half the interval applies, so that short intervals (a
+    /// per-client 1 s, say) are still enforced.
     pub leeway: Duration,
     /// The interval stops growing here. Default 60 s.
     pub max_interval: Interval,
@@ -82,6 +84,11 @@ pub enum Pace {
 }
 
 impl PollingRules {
+    /// The leeway that applies to `interval`: at most half of it.
+    fn leeway_for(&self, interval: Interval) -> Duration {
+        self.leeway.min(interval.duration() / 2)
+    }
+
     /// Judges a poll at `now`, given the current interval and the time of the last
     /// poll answered normally.
     pub fn pace(
@@ -91,9 +98,11 @@ impl PollingRules {
         now: OffsetDateTime,
     ) -> Pace {
         match last_normal {
-            Some(last) if now - last < interval.duration() - self.leeway => Pace::TooEarly {
-                slowed: interval.slowed(self.max_interval),
-            },
+            Some(last) if now - last < interval.duration() - self.leeway_for(interval) => {
+                Pace::TooEarly {
+                    slowed: interval.slowed(self.max_interval),
+                }
+            }
             _ => Pace::OnTime,
         }
     }
@@ -133,6 +142,17 @@ mod tests {
             strict.pace(i, Some(t(0.0)), t(4.999)),
             Pace::TooEarly { .. }
         ));
+    }
+
+    #[test]
+    fn leeway_is_at_most_half_the_interval() {
+        let r = PollingRules::default();
+        let one = Interval(1);
+        assert!(matches!(
+            r.pace(one, Some(t(0.0)), t(0.49)),
+            Pace::TooEarly { .. }
+        ));
+        assert_eq!(r.pace(one, Some(t(0.0)), t(0.5)), Pace::OnTime);
     }
 
     #[test]
