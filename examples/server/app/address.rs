@@ -68,8 +68,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .last()?;
+        .rfind(|entry| !entry.is_empty())?;
     last.parse::<IpAddr>()
         .ok()
         .or_else(|| last.parse::<SocketAddr>().ok().map(|a| a.ip()))
