@@ -265,6 +265,46 @@ async fn racing_redemptions_mint_one_token(a: &Server, b: &Server) {
     assert_eq!(redeemed, 1, "one redemption across both instances");
 }
 
+/// An instance told to purge (as `main` does on a shared store) deletes
+/// records past their retention from the shared store.
+async fn the_server_purges_the_shared_store(connection: Connection, look: Connection) {
+    let clock = stopped_clock();
+    let server = Server::start({
+        let clock: Arc<dyn Clock> = clock.clone();
+        move |o| {
+            o.store = connection.store;
+            o.limiter = connection.limiter;
+            o.clock = clock;
+            o.purge_every = Some(StdDuration::from_millis(50));
+        }
+    })
+    .await;
+    let codes: Value = reqwest::Client::new()
+        .post(server.url("/device_authorization"))
+        .form(&[("client_id", "tv-app")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hash = device_grant::DeviceCode::new(codes["device_code"].as_str().unwrap()).hash();
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    assert!(
+        look.store.by_device_code(&hash).await.unwrap().is_some(),
+        "a live request is kept"
+    );
+    // Past its lifetime (10 min) and its retention after expiry (10 min).
+    clock.advance(Duration::minutes(21));
+    for _ in 0..100 {
+        if look.store.by_device_code(&hash).await.unwrap().is_none() {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("the expired request was never purged");
+}
+
 /// Every scenario, on instances that `connect` links to one store.
 async fn the_whole_story(connect: impl AsyncFn() -> Connection) {
     // The device polls in real time here.
@@ -278,6 +318,8 @@ async fn the_whole_story(connect: impl AsyncFn() -> Connection) {
     let (a, b) = two_instances(connect().await, connect().await, Some(clock)).await;
     racing_redemptions_mint_one_token(&a, &b).await;
     wrong_codes_count_across_instances(&a, &b).await;
+
+    the_server_purges_the_shared_store(connect().await, connect().await).await;
 }
 
 #[cfg(feature = "redis")]

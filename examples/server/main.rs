@@ -123,6 +123,9 @@ async fn run() -> Result<(), String> {
         ),
         None => {}
     }
+    if storage.shared {
+        options.purge_every = Some(std::time::Duration::from_secs(60));
+    }
     options.store = storage.store;
     options.limiter = storage.limiter;
     let router = app::router(options).map_err(|e| format!("cannot start: {e}"))?;

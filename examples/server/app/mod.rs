@@ -63,6 +63,10 @@ pub struct Options {
     /// Where a request's client address comes from: the connection's peer
     /// (default) or a trusted proxy's `X-Forwarded-For`.
     pub client_address: ClientAddress,
+    /// How often to delete records past their retention. The memory store
+    /// sweeps itself (default `None`); a shared store needs it from some
+    /// instance (any, or all: purging is idempotent).
+    pub purge_every: Option<std::time::Duration>,
     /// The time every expiry is measured with (tests pass a `ManualClock`).
     pub clock: Arc<dyn Clock>,
     /// How long access tokens live.
@@ -90,6 +94,7 @@ impl Options {
             rate_limits: true,
             consent_policy: Arc::new(NetworkPolicy::default()),
             client_address: ClientAddress::Peer,
+            purge_every: None,
             clock: Arc::new(SystemClock),
             access_token_lifetime: Duration::hours(1),
             events: None,
@@ -269,6 +274,9 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         .events(events)
         .consent_policy(options.consent_policy)
         .build();
+    if let Some(every) = options.purge_every {
+        spawn_purge(grant.clone(), every);
+    }
 
     let app = Arc::new(App {
         secure_cookies: options.issuer.starts_with("https://"),
@@ -310,6 +318,25 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
+}
+
+/// Purges expired records every `every`, for as long as the process runs
+/// (when called inside a Tokio runtime, as `main` and the tests are).
+fn spawn_purge(grant: DeviceGrant, every: std::time::Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        eprintln!("no async runtime: expired records will not be purged");
+        return;
+    };
+    runtime.spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = grant.purge_expired().await {
+                // Backend errors name the store, never its password.
+                eprintln!("purging expired device authorizations failed: {error}");
+            }
+        }
+    });
 }
 
 /// The audit sink: revokes the tokens of a replayed device code, as the crate's
