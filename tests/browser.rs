@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use oauth2::{Scope, StandardDeviceAuthorizationResponse, TokenResponse as _};
-use support::{Server, device_client, device_http};
+use support::{Server, device_client, device_http, device_http_from};
 
 /// ChromeDriver on a free port, stopped when dropped.
 struct Driver {
@@ -269,6 +269,104 @@ async fn a_person_approves_in_chromium_and_the_device_gets_its_token() {
         .await
         .unwrap();
     assert_eq!(me["sub"], "alice");
+    let _ = std::fs::remove_dir_all(profile);
+}
+
+/// The device is on another network than the person (it reached the server
+/// through the trusted proxy from 198.51.100.7; Chromium comes straight from
+/// 127.0.0.1): the consent page warns, and Allow needs the box ticked and the
+/// password again.
+#[tokio::test]
+async fn a_device_on_another_network_needs_a_step_up_in_chromium() {
+    let server = Server::start(|o| {
+        o.interval = 1;
+        o.client_address = support::app::ClientAddress::ForwardedFor;
+    })
+    .await;
+    let tv = device_client(&server, "tv-app", None);
+    let from_afar = device_http_from("198.51.100.7");
+    let codes: StandardDeviceAuthorizationResponse = tv
+        .exchange_device_code()
+        .add_scope(Scope::new("profile".into()))
+        .request_async(&from_afar)
+        .await
+        .unwrap();
+    let device = tokio::spawn({
+        let (tv, codes) = (tv.clone(), codes.clone());
+        async move {
+            tv.exchange_device_access_token(&codes)
+                .request_async(
+                    &from_afar,
+                    tokio::time::sleep,
+                    Some(Duration::from_secs(60)),
+                )
+                .await
+        }
+    });
+
+    let driver = start_driver().await;
+    let profile = tempdir();
+    let browser = start_browser(&driver, &profile).await;
+    let walk = tokio::spawn({
+        let (browser, codes) = (browser.clone(), codes.clone());
+        async move {
+            let complete = codes.verification_uri_complete().unwrap().secret().clone();
+            browser.goto(&complete).await.unwrap();
+            click(&browser, "form[action='/device'] button").await;
+            wait_for_path(&browser, "/login").await;
+            type_into(&browser, "#username", "alice").await;
+            type_into(&browser, "#password", "wonderland").await;
+            click(&browser, "form[action='/login'] button").await;
+
+            wait_for_path(&browser, "/consent").await;
+            assert_styled_and_fits(&browser).await;
+            let warning = browser.find(Locator::Css("#proximity")).await.unwrap();
+            let text = warning.text().await.unwrap();
+            assert!(
+                text.contains("Your device is not on your network.")
+                    && text.contains("198.51.100.7"),
+                "{text}"
+            );
+            screenshot(&browser, "7-consent-other-network.png").await;
+
+            // Allow without the step-up: the same page, with the reason.
+            click(&browser, "button[value=approve]").await;
+            let error = browser
+                .wait()
+                .for_element(Locator::Css("#consent-error"))
+                .await
+                .unwrap();
+            assert!(
+                error
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("enter your password again")
+            );
+            browser
+                .execute(
+                    "document.getElementById('consent-error').scrollIntoView()",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            screenshot(&browser, "8-step-up.png").await;
+
+            click(&browser, "#own_device").await;
+            type_into(&browser, "#password", "wonderland").await;
+            click(&browser, "button[value=approve]").await;
+            wait_for_heading(&browser, "You’re all set").await;
+        }
+    });
+    let walked = tokio::time::timeout(Duration::from_secs(60), walk).await;
+    let _ = browser.close().await;
+    match walked {
+        Ok(Ok(())) => {}
+        Ok(Err(failed)) => std::panic::resume_unwind(failed.into_panic()),
+        Err(_) => panic!("the walk through the pages took over a minute"),
+    }
+    let tokens = device.await.unwrap().expect("the device got its token");
+    assert!(!tokens.access_token().secret().is_empty());
     let _ = std::fs::remove_dir_all(profile);
 }
 

@@ -176,6 +176,8 @@ async fn public_client_approved_gets_tokens_that_work_and_refresh() {
         "127.0.0.1",
         "LivingRoomTV/2.1 (e2e test)",
         "ago, at",
+        // Device and person both on 127.0.0.1: no warning, no step-up.
+        "Your device is on the same network as you.",
     ] {
         assert!(
             consent.contains(shown),
@@ -717,9 +719,37 @@ async fn the_token_endpoint_dispatches_on_grant_type() {
     );
 }
 
-#[test]
-fn the_store_is_chosen_by_name() {
-    assert!(support::app::open_store("memory").is_ok());
-    let err = support::app::open_store("redis://localhost").err().unwrap();
-    assert!(err.to_string().contains("unknown store"), "{err}");
+#[tokio::test]
+async fn the_store_is_chosen_by_name_and_errors_show_no_password() {
+    let memory = support::app::open_store("memory").await.unwrap();
+    assert!(!memory.shared);
+    for spec in ["memroy", "mysql://app:hunter2@db/grants"] {
+        let err = support::app::open_store(spec)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown store"), "{err}");
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
+    }
+    // A build without a shared store's feature says which feature brings it.
+    #[cfg(not(feature = "redis"))]
+    {
+        let err = support::app::open_store("redis://127.0.0.1:1/")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("run with `--features redis`"), "{err}");
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let err = support::app::open_store("postgres://app:hunter2@127.0.0.1:1/db")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("run with `--features postgres`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }

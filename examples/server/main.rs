@@ -3,11 +3,18 @@
 //!
 //! ```text
 //! cargo run --release --example server -- [--addr 127.0.0.1:8080] [--issuer URL]
-//!     [--expires-in SECS] [--interval SECS] [--store memory]
+//!     [--expires-in SECS] [--interval SECS] [--store memory|redis://…|postgres://…]
+//!     [--rate-limits on|off] [--client-address peer|x-forwarded-for]
 //! ```
 //!
 //! Then run the device side (`cargo run --example device`) and open the page it
 //! shows. Sign in as alice / wonderland or bob / builder.
+//!
+//! Several instances share the device grant through one Redis or PostgreSQL
+//! (`--store redis://…` with `--features redis`, `--store postgres://…` with
+//! `--features postgres`) and one user-code key, given to every instance as 64
+//! hex digits in `DEVICE_GRANT_USER_CODE_KEY`. Each instance keeps its own
+//! sessions, tokens and signing key.
 
 mod app;
 
@@ -15,7 +22,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: server [--addr 127.0.0.1:8080] [--issuer URL] \
-                     [--expires-in SECS] [--interval SECS] [--store memory]";
+                     [--expires-in SECS] [--interval SECS] \
+                     [--store memory|redis://HOST[:PORT][/DB]|postgres://USER@HOST[:PORT]/DB] \
+                     [--rate-limits on|off] [--client-address peer|x-forwarded-for]\n\
+                     environment: DEVICE_GRANT_USER_CODE_KEY (64 hex digits), the same on \
+                     every instance sharing a store";
+
+/// The environment variable holding the user-code key (hex). Not a flag:
+/// command lines are visible to every user of the machine.
+const KEY_VAR: &str = "DEVICE_GRANT_USER_CODE_KEY";
 
 struct Args {
     addr: SocketAddr,
@@ -23,6 +38,8 @@ struct Args {
     expires_in: i64,
     interval: u32,
     store: String,
+    rate_limits: bool,
+    client_address: app::ClientAddress,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +49,8 @@ fn parse_args() -> Result<Args, String> {
         expires_in: 600,
         interval: 5,
         store: "memory".to_owned(),
+        rate_limits: true,
+        client_address: app::ClientAddress::Peer,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +69,16 @@ fn parse_args() -> Result<Args, String> {
             }
             "--interval" => args.interval = value.parse().map_err(|_| bad("expected seconds"))?,
             "--store" => args.store = value,
+            "--rate-limits" => {
+                args.rate_limits = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad("expected `on` or `off`")),
+                }
+            }
+            "--client-address" => {
+                args.client_address = value.parse().map_err(|e: String| bad(&e))?
+            }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
@@ -80,14 +109,75 @@ async fn run() -> Result<(), String> {
     let mut options = app::Options::new(issuer.clone());
     options.expires_in = time::Duration::seconds(args.expires_in);
     options.interval = args.interval;
-    options.store = app::open_store(&args.store).map_err(|e| e.to_string())?;
+    options.rate_limits = args.rate_limits;
+    options.client_address = args.client_address;
+    let storage = app::open_store(&args.store)
+        .await
+        .map_err(|e| e.to_string())?;
+    match user_code_key()? {
+        Some(key) => options.user_code_key = key,
+        None if storage.shared => eprintln!(
+            "WARNING: {KEY_VAR} is not set: this instance hashes user codes with a key of its \
+             own, so codes of devices served by another instance on this store will not be found \
+             here. Give every instance the same 64 hex digits (e.g. `openssl rand -hex 32`)."
+        ),
+        None => {}
+    }
+    if storage.shared {
+        options.purge_every = Some(std::time::Duration::from_secs(60));
+    }
+    options.store = storage.store;
+    options.limiter = storage.limiter;
     let router = app::router(options).map_err(|e| format!("cannot start: {e}"))?;
 
+    if !args.rate_limits {
+        eprintln!(
+            "WARNING: --rate-limits off: device authorizations are not limited per address or \
+             per client. For load tests only; never in production."
+        );
+    }
+    if args.client_address == app::ClientAddress::ForwardedFor {
+        eprintln!(
+            "note: client addresses come from X-Forwarded-For: only safe behind a proxy that \
+             sets it and with this port reachable only by that proxy"
+        );
+    }
     println!("listening on http://{addr}");
+    println!("  store:             {}", store_kind(&args.store));
     println!("  verification page: {issuer}/device");
     println!("  metadata:          {issuer}/.well-known/oauth-authorization-server");
     println!("  demo users:        alice / wonderland, bob / builder");
     app::serve(listener, router)
         .await
         .map_err(|e| format!("server failed: {e}"))
+}
+
+/// The user-code key from [`KEY_VAR`], if set. Its value is never printed.
+fn user_code_key() -> Result<Option<device_grant::UserCodeKey>, String> {
+    let Ok(hex) = std::env::var(KEY_VAR) else {
+        return Ok(None);
+    };
+    let bad = || format!("{KEY_VAR} must be at least 64 hex digits (32 bytes)");
+    let hex = hex.trim();
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    device_grant::UserCodeKey::new(&bytes)
+        .map(Some)
+        .map_err(|_| bad())
+}
+
+/// The store's kind for the start-up lines: never the URL, which may hold a
+/// password.
+fn store_kind(spec: &str) -> &str {
+    match spec.split_once("://") {
+        Some(("redis" | "rediss", _)) => "Redis (shared)",
+        Some(("postgres" | "postgresql", _)) => "PostgreSQL (shared)",
+        _ => "memory (this instance only)",
+    }
 }

@@ -26,14 +26,31 @@ pub struct Form {
     pub fields: Vec<(String, String)>,
     /// Named submit buttons: (name, value).
     pub buttons: Vec<(String, String)>,
+    /// Checkboxes not ticked: (name, value). A browser sends none of them;
+    /// [`Form::check`] ticks one.
+    pub unchecked: Vec<(String, String)>,
 }
 
 impl Browser {
     pub fn new() -> Self {
+        Self::with_headers(HeaderMap::new())
+    }
+
+    /// A browser whose requests reach the server through a trusted proxy (the
+    /// app's `ClientAddress::ForwardedFor`) from `ip`: how a test puts the
+    /// person on another network than the device.
+    pub fn from_address(ip: &str) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        Self::with_headers(headers)
+    }
+
+    fn with_headers(headers: HeaderMap) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .user_agent("Mozilla/5.0 (e2e test phone)")
+                .default_headers(headers)
                 .build()
                 .unwrap(),
         }
@@ -118,12 +135,28 @@ impl Page {
                 continue;
             };
             let mut fields = Vec::new();
+            let mut unchecked = Vec::new();
             for input in form.query_selector(parser, "input").unwrap() {
                 let Some(input) = input.get(parser).and_then(|n| n.as_tag()) else {
                     continue;
                 };
-                if let Some(name) = attr(input, "name") {
-                    fields.push((name, attr(input, "value").unwrap_or_default()));
+                let Some(name) = attr(input, "name") else {
+                    continue;
+                };
+                let kind = attr(input, "type").unwrap_or_default().to_lowercase();
+                // A checkbox sends its value ("on" without one) only when ticked.
+                let value = attr(input, "value").unwrap_or_else(|| {
+                    if kind == "checkbox" {
+                        "on".to_owned()
+                    } else {
+                        String::new()
+                    }
+                });
+                let ticked = input.attributes().contains("checked");
+                if (kind == "checkbox" || kind == "radio") && !ticked {
+                    unchecked.push((name, value));
+                } else {
+                    fields.push((name, value));
                 }
             }
             let mut buttons = Vec::new();
@@ -140,6 +173,7 @@ impl Page {
                 method: attr(form, "method").unwrap_or_default().to_lowercase(),
                 fields,
                 buttons,
+                unchecked,
             });
         }
         forms
@@ -165,6 +199,18 @@ impl Form {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Ticks the checkbox `name`, which must exist and not be ticked.
+    pub fn check(mut self, name: &str) -> Self {
+        let at = self
+            .unchecked
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no unticked checkbox {name} in {:?}", self.action));
+        let ticked = self.unchecked.remove(at);
+        self.fields.push(ticked);
+        self
     }
 
     /// Types `value` into the input `name`, which must exist.

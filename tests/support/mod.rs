@@ -10,6 +10,7 @@ pub mod app;
 pub mod browser;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use device_grant::RecordedEvents;
 use oauth2::basic::BasicClient;
@@ -23,6 +24,8 @@ pub struct Server {
     pub base: String,
     /// Every audit event the grant recorded.
     pub events: Arc<RecordedEvents>,
+    /// How many token responses this instance minted for device codes.
+    pub issued: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -41,14 +44,25 @@ impl Server {
         let events = Arc::new(RecordedEvents::default());
         let mut options = app::Options::new(base.clone());
         options.events = Some(events.clone());
+        let issued = options.issued.clone();
         configure(&mut options);
         let router = app::router(options).unwrap();
         let task = tokio::spawn(app::serve(listener, router));
-        Server { base, events, task }
+        Server {
+            base,
+            events,
+            issued,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// How many token responses this instance minted for device codes.
+    pub fn issued(&self) -> usize {
+        self.issued.load(Ordering::SeqCst)
     }
 }
 
@@ -74,9 +88,23 @@ pub fn device_client(server: &Server, id: &str, secret: Option<(&str, AuthType)>
 /// The device's HTTP client. No redirects, as the `oauth2` crate advises; a
 /// user agent that the consent page should show.
 pub fn device_http() -> oauth2::reqwest::Client {
+    device_http_builder().build().unwrap()
+}
+
+/// The device's HTTP client as seen through a trusted proxy (the app's
+/// `ClientAddress::ForwardedFor`) from `ip`: how a test puts the device on
+/// another network than the person.
+pub fn device_http_from(ip: &str) -> oauth2::reqwest::Client {
+    let mut headers = oauth2::reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    device_http_builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+fn device_http_builder() -> oauth2::reqwest::ClientBuilder {
     oauth2::reqwest::Client::builder()
         .redirect(oauth2::reqwest::redirect::Policy::none())
         .user_agent("LivingRoomTV/2.1 (e2e test)")
-        .build()
-        .unwrap()
 }

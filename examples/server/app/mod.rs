@@ -11,6 +11,7 @@
 //! - `pages`, `session`, `views`: the verification pages a person walks through.
 
 mod accounts;
+mod address;
 mod jwt;
 mod oauth;
 mod pages;
@@ -20,14 +21,18 @@ mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
 use axum::routing::{get, post};
 use device_grant::{
-    Clock, Config, ConfigError, DeviceGrant, Event, EventSink, Interval, MemoryStore, PollingRules,
-    Store, SystemClock, UserCodeKey,
+    AttemptLimiter, Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, Event,
+    EventSink, Interval, MemoryLimiter, MemoryStore, NetworkPolicy, PollingRules, Store,
+    SystemClock, UserCodeKey,
 };
 use time::Duration;
+
+pub use address::ClientAddress;
 
 /// How to build the server.
 pub struct Options {
@@ -37,28 +42,63 @@ pub struct Options {
     pub expires_in: Duration,
     /// The polling interval sent to devices, in seconds.
     pub interval: u32,
-    /// Where device authorizations live; see [`open_store`].
+    /// Where device authorizations live; see [`open_store`]. Instances that
+    /// share it serve the same device grants.
     pub store: Arc<dyn Store>,
+    /// Counts wrong user codes and device authorizations; shared along with the
+    /// store, so that the budgets hold across instances.
+    pub limiter: Arc<dyn AttemptLimiter>,
+    /// The secret user codes are hashed with. Instances sharing a store must
+    /// share it too (a code entered on one is looked up by its hash); the default
+    /// is a fresh random key, right for a single instance.
+    pub user_code_key: UserCodeKey,
+    /// Whether the crate's abuse budgets on device authorizations (per source
+    /// address, per client, pending per client) apply. `false` only for load
+    /// tests: the wrong-code budgets stay on either way.
+    pub rate_limits: bool,
+    /// What the consent page does with proximity and age (RFC 8628 §5.4).
+    /// Default [`NetworkPolicy::default`]: a step-up for a different network or
+    /// a request older than five minutes.
+    pub consent_policy: Arc<dyn ConsentPolicy>,
+    /// Where a request's client address comes from: the connection's peer
+    /// (default) or a trusted proxy's `X-Forwarded-For`.
+    pub client_address: ClientAddress,
+    /// How often to delete records past their retention. The memory store
+    /// sweeps itself (default `None`); a shared store needs it from some
+    /// instance (any, or all: purging is idempotent).
+    pub purge_every: Option<std::time::Duration>,
     /// The time every expiry is measured with (tests pass a `ManualClock`).
     pub clock: Arc<dyn Clock>,
     /// How long access tokens live.
     pub access_token_lifetime: Duration,
     /// Another sink that sees every audit event (tests use `RecordedEvents`).
     pub events: Option<Arc<dyn EventSink>>,
+    /// Counts the token responses this instance minted for device codes (the
+    /// crate calls the issuer once per redeemed code): read by tests and by
+    /// whoever wants a metric.
+    pub issued: Arc<AtomicUsize>,
 }
 
 impl Options {
-    /// The defaults: 10-minute codes, a 5 s interval, the memory store, the system
-    /// clock and one-hour access tokens.
+    /// The defaults: 10-minute codes, a 5 s interval, the memory store and
+    /// limiter, a random user-code key, rate limits on, the network consent
+    /// policy, peer addresses, the system clock and one-hour access tokens.
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into().trim_end_matches('/').to_owned(),
             expires_in: Duration::minutes(10),
             interval: 5,
             store: Arc::new(MemoryStore::new()),
+            limiter: Arc::new(MemoryLimiter::new()),
+            user_code_key: UserCodeKey::generate(),
+            rate_limits: true,
+            consent_policy: Arc::new(NetworkPolicy::default()),
+            client_address: ClientAddress::Peer,
+            purge_every: None,
             clock: Arc::new(SystemClock),
             access_token_lifetime: Duration::hours(1),
             events: None,
+            issued: Arc::default(),
         }
     }
 }
@@ -72,17 +112,106 @@ pub enum SetupError {
     /// `--interval 0`.
     #[error("the interval must be at least 1 second")]
     Interval,
-    /// The store specification names no store this build knows.
-    #[error("unknown store `{0}`: this server knows `memory`")]
+    /// The store specification names no store this server knows.
+    #[error(
+        "unknown store `{0}`: expected `memory`, `redis://HOST[:PORT][/DB]` or \
+         `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`"
+    )]
     UnknownStore(String),
+    /// The store is one this build was compiled without.
+    #[cfg_attr(all(feature = "redis", feature = "postgres"), allow(dead_code))]
+    #[error("this build has no {what} support: run with `--features {feature}`")]
+    NotBuiltIn {
+        /// `Redis`, `PostgreSQL`.
+        what: &'static str,
+        /// The crate feature that brings it.
+        feature: &'static str,
+    },
+    /// The shared store could not be reached or set up. (The adapters' errors
+    /// never show the URL's password.)
+    #[error("cannot open the store: {0}")]
+    Store(#[from] device_grant::BackendError),
 }
 
-/// Opens the store named by `spec`. One place, so that adding a shared store
-/// (`redis://…`, `postgres://…`) is one more arm here.
-pub fn open_store(spec: &str) -> Result<Arc<dyn Store>, SetupError> {
-    match spec {
-        "memory" => Ok(Arc::new(MemoryStore::new())),
-        other => Err(SetupError::UnknownStore(other.to_owned())),
+/// A store and the limiter that goes with it.
+pub struct Storage {
+    /// Where device authorizations live.
+    pub store: Arc<dyn Store>,
+    /// The attempt limiter, shared wherever the store is.
+    pub limiter: Arc<dyn AttemptLimiter>,
+    /// Whether other instances can share it (everything but `memory`).
+    pub shared: bool,
+}
+
+/// Opens the store named by `spec`: `memory` (this process only), or a shared
+/// one through `device_grant::adapters::connect` — `redis://…` (feature
+/// `redis`) or `postgres://…` (feature `postgres`), with its limiter, so that
+/// user-code guesses and device authorizations are counted across instances.
+pub async fn open_store(spec: &str) -> Result<Storage, SetupError> {
+    let scheme = spec.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        None if spec == "memory" => Ok(Storage {
+            store: Arc::new(MemoryStore::new()),
+            limiter: Arc::new(MemoryLimiter::new()),
+            shared: false,
+        }),
+        Some("redis" | "rediss") => redis(spec).await,
+        Some("postgres" | "postgresql") => postgres(spec).await,
+        // Only the scheme: the rest of a URL may hold a password.
+        Some(scheme) => Err(SetupError::UnknownStore(format!("{scheme}://…"))),
+        None => Err(SetupError::UnknownStore(spec.to_owned())),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: &str) -> Result<Storage, SetupError> {
+    shared(url).await
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis(_: &str) -> Result<Storage, SetupError> {
+    Err(SetupError::NotBuiltIn {
+        what: "Redis",
+        feature: "redis",
+    })
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> Result<Storage, SetupError> {
+    shared(url).await
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_: &str) -> Result<Storage, SetupError> {
+    Err(SetupError::NotBuiltIn {
+        what: "PostgreSQL",
+        feature: "postgres",
+    })
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn shared(url: &str) -> Result<Storage, SetupError> {
+    let (store, limiter) = device_grant::adapters::connect(url).await?;
+    Ok(Storage {
+        store,
+        limiter,
+        shared: true,
+    })
+}
+
+/// The abuse budgets: the crate's defaults, or with `rate_limits` off, none on
+/// device authorizations (a load test from one address needs thousands). The
+/// wrong-code budgets stay: they guard people's codes, not the server's load.
+fn budgets(rate_limits: bool) -> Budgets {
+    let defaults = Budgets::default();
+    if rate_limits {
+        return defaults;
+    }
+    Budgets {
+        authorizations_per_source: None,
+        authorizations_per_client: None,
+        pending_per_client: None,
+        ..defaults
     }
 }
 
@@ -97,6 +226,7 @@ pub(crate) struct App {
     views: views::Views,
     clock: Arc<dyn Clock>,
     secure_cookies: bool,
+    client_address: ClientAddress,
 }
 
 type State = axum::extract::State<Arc<App>>;
@@ -113,9 +243,8 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
     };
     let config = Config::builder(
         format!("{}/device", options.issuer),
-        // A fresh key per start: user codes live minutes and this server keeps
-        // them in memory. Instances sharing a store must share this key.
-        UserCodeKey::generate(),
+        // Instances sharing a store must share this key.
+        options.user_code_key,
     )
     .lifetime(options.expires_in)
     .interval(interval)
@@ -123,6 +252,7 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         leeway,
         ..PollingRules::default()
     })
+    .budgets(budgets(options.rate_limits))
     .build()?;
 
     let signer = Arc::new(jwt::Signer::generate());
@@ -131,6 +261,7 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         options.clock.clone(),
         options.access_token_lifetime,
         signer.clone(),
+        options.issued,
     ));
     let events = Arc::new(AuditEvents {
         tokens: tokens.clone(),
@@ -138,9 +269,14 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
     });
     let grant = DeviceGrant::builder(config, Arc::new(accounts::clients()), tokens.clone())
         .store(options.store)
+        .limiter(options.limiter)
         .clock(options.clock.clone())
         .events(events)
+        .consent_policy(options.consent_policy)
         .build();
+    if let Some(every) = options.purge_every {
+        spawn_purge(grant.clone(), every);
+    }
 
     let app = Arc::new(App {
         secure_cookies: options.issuer.starts_with("https://"),
@@ -152,6 +288,7 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         sessions: session::Sessions::default(),
         views: views::Views::new(),
         clock: options.clock,
+        client_address: options.client_address,
     });
 
     Ok(Router::new()
@@ -173,14 +310,33 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         .with_state(app))
 }
 
-/// Serves `router` on `listener`, handing each request its peer address (shown
-/// to the person at consent, and the key of the wrong-code limiter).
+/// Serves `router` on `listener`, handing each request its peer address (the
+/// device's and the approver's, compared at consent; the key of the budgets).
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
+}
+
+/// Purges expired records every `every`, for as long as the process runs
+/// (when called inside a Tokio runtime, as `main` and the tests are).
+fn spawn_purge(grant: DeviceGrant, every: std::time::Duration) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        eprintln!("no async runtime: expired records will not be purged");
+        return;
+    };
+    runtime.spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = grant.purge_expired().await {
+                // Backend errors name the store, never its password.
+                eprintln!("purging expired device authorizations failed: {error}");
+            }
+        }
+    });
 }
 
 /// The audit sink: revokes the tokens of a replayed device code, as the crate's

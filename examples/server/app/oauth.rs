@@ -1,11 +1,8 @@
 //! The JSON endpoints: metadata, keys, device authorization, token, and the
 //! protected API the device calls with its access token.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::ConnectInfo;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +13,7 @@ use device_grant::{
 
 use super::State;
 use super::accounts::SCOPES;
+use super::address::ClientIp;
 
 /// RFC 8414 authorization server metadata.
 pub async fn metadata(state: State) -> Json<serde_json::Value> {
@@ -48,12 +46,12 @@ pub async fn jwks(state: State) -> Json<serde_json::Value> {
 /// only says what it knows of the device, for the consent page.
 pub async fn device_authorization(
     state: State,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let context = RequestContext {
-        ip: Some(peer.ip()),
+        ip,
         user_agent: header(&headers, USER_AGENT).map(|ua| ua.chars().take(200).collect()),
         ..RequestContext::default()
     };

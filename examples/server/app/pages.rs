@@ -2,18 +2,20 @@
 //! done. Each handler loads the session, checks the form's CSRF token, calls the
 //! crate's verification API, and renders a template.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, Form, Query};
+use axum::extract::{Form, Query};
 use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use device_grant::{
-    LimiterKey, PendingRequest, ScopeSet, Subject, VerificationError, VerificationTicket,
+    Assessment, ConsentDecision, LimiterKey, PendingRequest, Proximity, ScopeSet, Subject,
+    VerificationError, VerificationTicket,
 };
 use minijinja::context;
 use time::{Duration, OffsetDateTime};
 
+use super::address::ClientIp;
 use super::session::{self, Session};
 use super::views::qr_svg;
 use super::{App, State, accounts};
@@ -31,12 +33,16 @@ pub struct Pending {
     device_user_agent: Option<String>,
     asked_at: OffsetDateTime,
     expires_at: OffsetDateTime,
+    /// The crate's view of the request, which `DeviceGrant::assess` compares
+    /// with the approver at consent.
+    found: PendingRequest,
 }
 
 impl From<PendingRequest> for Pending {
     fn from(found: PendingRequest) -> Self {
         let request = &found.request;
         Self {
+            found: found.clone(),
             ticket: found.ticket.encode(),
             client_name: found.client.name.clone(),
             client_id: found.client.id.as_str().to_owned(),
@@ -87,6 +93,12 @@ pub struct DecisionForm {
     csrf: String,
     #[serde(default)]
     decision: String,
+    /// The step-up: the person's password again…
+    #[serde(default)]
+    password: String,
+    /// …and the ticked "I started this myself, on a device in front of me".
+    #[serde(default)]
+    own_device: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -150,7 +162,7 @@ const MALFORMED: &str =
 /// person's address.
 pub async fn submit_code(
     state: State,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
@@ -159,7 +171,10 @@ pub async fn submit_code(
         return with_cookie(expired_form(&state), &sid, &state);
     }
     // The address, not the session: a guesser can drop cookies, not addresses.
-    let key = LimiterKey::new(format!("ip:{}", peer.ip()));
+    let key = LimiterKey::new(match ip {
+        Some(ip) => format!("ip:{ip}"),
+        None => "ip:unknown".to_owned(),
+    });
     let (status, error) = match state.grant.verify(&form.user_code, &key).await {
         Ok(found) => {
             session.pending = Some(found.into());
@@ -293,9 +308,11 @@ pub async fn sign_out(state: State, headers: HeaderMap, Form(form): Form<CsrfFor
     with_cookie(Redirect::to("/device").into_response(), &sid, &state)
 }
 
-/// `GET /consent`: who asks, for what, from where and when (RFC 8628 §5.4:
-/// the context lets a person tell their own device from a phisher's).
-pub async fn consent(state: State, headers: HeaderMap) -> Response {
+/// `GET /consent`: who asks, for what, from where and when, and whether the
+/// device is on the person's network (RFC 8628 §5.4: the context lets a person
+/// tell their own device from a phisher's). The crate's consent policy decides
+/// whether Allow needs a step-up or is refused.
+pub async fn consent(state: State, ClientIp(ip): ClientIp, headers: HeaderMap) -> Response {
     let now = state.clock.now();
     let (sid, session) = state.sessions.load(&headers, now);
     let Some(user) = session.user.as_ref() else {
@@ -304,6 +321,33 @@ pub async fn consent(state: State, headers: HeaderMap) -> Response {
     let Some(pending) = session.pending.as_ref() else {
         return Redirect::to("/device").into_response();
     };
+    let assessment = state.grant.assess(&pending.found, ip);
+    let page = render_consent(
+        &state,
+        &session,
+        user,
+        pending,
+        &assessment,
+        StatusCode::OK,
+        None,
+    );
+    with_cookie(page, &sid, &state)
+}
+
+/// Requests older than this are called out on the consent page (the age
+/// `NetworkPolicy` asks for a step-up after, by default).
+const STALE: Duration = Duration::minutes(5);
+
+fn render_consent(
+    state: &App,
+    session: &Session,
+    user: &SignedIn,
+    pending: &Pending,
+    assessment: &Assessment,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let now = state.clock.now();
     let scopes: Vec<_> = pending
         .scopes
         .iter()
@@ -315,8 +359,14 @@ pub async fn consent(state: State, headers: HeaderMap) -> Response {
             }
         })
         .collect();
-    let page = state.views.page(
-        StatusCode::OK,
+    let signals = &assessment.signals;
+    let proximity = match signals.proximity {
+        Proximity::SameAddress | Proximity::SameNetwork => "same",
+        Proximity::DifferentNetwork => "different",
+        _ => "unknown",
+    };
+    state.views.page(
+        status,
         "consent.html",
         context! {
             csrf => session.csrf,
@@ -325,17 +375,41 @@ pub async fn consent(state: State, headers: HeaderMap) -> Response {
             client_id => pending.client_id,
             scopes,
             device_ip => pending.device_ip,
+            approver_ip => signals.approver_ip.map(|ip: IpAddr| ip.to_string()),
             device_user_agent => pending.device_user_agent,
+            proximity,
+            stale => signals.age > STALE,
+            decision => decision_name(assessment.decision),
+            error,
             asked_at => clock_time(pending.asked_at),
-            asked_ago => how_long(now - pending.asked_at),
+            asked_ago => how_long(signals.age),
             expires_in => how_long(pending.expires_at - now),
         },
-    );
-    with_cookie(page, &sid, &state)
+    )
 }
 
-/// `POST /consent`: approve or deny, once.
-pub async fn decide(state: State, headers: HeaderMap, Form(form): Form<DecisionForm>) -> Response {
+/// The policy's decision as the template names it; one this server does not
+/// know is a refusal.
+fn decision_name(decision: ConsentDecision) -> &'static str {
+    match decision {
+        ConsentDecision::Allow => "allow",
+        ConsentDecision::StepUp => "step_up",
+        _ => "refuse",
+    }
+}
+
+const STEP_UP_NEEDED: &str = "To allow this request, tick the box to confirm you started it \
+     yourself, and enter your password again.";
+
+/// `POST /consent`: approve or deny, once. Allow is checked against the
+/// consent policy again, with the address the answer came from: a step-up must
+/// come with it, and a refused request cannot be approved.
+pub async fn decide(
+    state: State,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Response {
     let now = state.clock.now();
     let (sid, mut session) = state.sessions.load(&headers, now);
     if !session.csrf_ok(&form.csrf) {
@@ -362,10 +436,47 @@ pub async fn decide(state: State, headers: HeaderMap, Form(form): Form<DecisionF
     };
     let result = match form.decision.as_str() {
         "approve" => {
+            let assessment = state.grant.assess(&pending.found, ip);
+            let mut auth_time = user.at;
+            match assessment.decision {
+                ConsentDecision::Allow => {}
+                ConsentDecision::StepUp => {
+                    let confirmed = form.own_device == "yes"
+                        && state.users.check(&user.username, &form.password).is_some();
+                    if !confirmed {
+                        // Not approved: the request stays, to answer properly.
+                        let page = render_consent(
+                            &state,
+                            &session,
+                            &user,
+                            &pending,
+                            &assessment,
+                            StatusCode::FORBIDDEN,
+                            Some(STEP_UP_NEEDED),
+                        );
+                        session.pending = Some(pending);
+                        state.sessions.save(&sid, session);
+                        return page;
+                    }
+                    // The person just proved who they are.
+                    auth_time = now;
+                }
+                _ => {
+                    // Refused by the policy: only Deny is left.
+                    session.pending = Some(pending);
+                    state.sessions.save(&sid, session);
+                    return message(
+                        &state,
+                        StatusCode::FORBIDDEN,
+                        "This request can’t be approved here",
+                        REFUSED,
+                    );
+                }
+            }
             // What the token issuer puts in ID tokens, fixed at consent.
             let profile = state.users.get(&user.username);
             let data = serde_json::json!({
-                "auth_time": user.at.unix_timestamp(),
+                "auth_time": auth_time.unix_timestamp(),
                 "name": profile.map(|u| u.name.clone()),
                 "email": profile.map(|u| u.email.clone()),
             });
@@ -416,6 +527,10 @@ pub async fn decide(state: State, headers: HeaderMap, Form(form): Form<DecisionF
         }
     }
 }
+
+const REFUSED: &str = "For your safety, this request can’t be approved from here: the device \
+     that asked is not on your network, or it asked too long ago. If you started it yourself, go \
+     back and choose Deny, then start again on your device while you are near it.";
 
 const NOTHING_PENDING: &str =
     "No device request is waiting for your answer. Enter the code from your device first.";

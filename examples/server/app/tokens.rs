@@ -6,6 +6,7 @@
 //! `refresh_token` grant ([`Tokens::refresh`]) is this server's own.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
@@ -58,6 +59,8 @@ pub struct Tokens {
     access_lifetime: Duration,
     signer: Arc<Signer>,
     tables: Mutex<Tables>,
+    /// Token responses minted for device codes, counted.
+    issued: Arc<AtomicUsize>,
 }
 
 fn digest(token: &str) -> Digest {
@@ -74,6 +77,7 @@ impl Tokens {
         clock: Arc<dyn Clock>,
         access_lifetime: Duration,
         signer: Arc<Signer>,
+        issued: Arc<AtomicUsize>,
     ) -> Self {
         Self {
             issuer,
@@ -81,6 +85,7 @@ impl Tokens {
             access_lifetime,
             signer,
             tables: Mutex::default(),
+            issued,
         }
     }
 
@@ -225,6 +230,7 @@ impl TokenIssuer for Tokens {
     async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
         let approval = &grant.approval;
         let claims = approval.data.clone().unwrap_or_default();
+        self.issued.fetch_add(1, Ordering::SeqCst);
         Ok(self.mint(
             approval.subject.as_str(),
             &grant.client.id,

@@ -1,0 +1,73 @@
+//! The example server's `--rate-limits` switch (`Options::rate_limits`): on by
+//! default, the crate's budgets refuse the 21st device authorization from one
+//! address in ten minutes; off (for load tests), they do not, while the
+//! wrong-code budget that guards people's codes still holds.
+
+mod support;
+
+use std::sync::Arc;
+
+use device_grant::ManualClock;
+use support::Server;
+use support::browser::Browser;
+
+/// `n` device authorizations from this test's one address; their statuses,
+/// and the `Retry-After` of the last.
+async fn authorizations(server: &Server, n: usize) -> (Vec<u16>, Option<String>) {
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..n {
+        let response = http
+            .post(server.url("/device_authorization"))
+            .form(&[("client_id", "tv-app")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+    }
+    (statuses, retry_after)
+}
+
+/// A stopped clock: no budget window ends during the test.
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::default())
+}
+
+#[tokio::test]
+async fn by_default_the_21st_authorization_from_one_address_gets_429() {
+    let clock = clock();
+    let server = Server::start(|o| o.clock = clock).await;
+    let (statuses, retry_after) = authorizations(&server, 21).await;
+    assert_eq!(statuses[..20], [200; 20], "{statuses:?}");
+    assert_eq!(statuses[20], 429, "{statuses:?}");
+    let retry_after: i64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
+}
+
+#[tokio::test]
+async fn with_rate_limits_off_it_does_not_and_wrong_codes_are_still_limited() {
+    let clock = clock();
+    let server = Server::start(|o| {
+        o.clock = clock;
+        o.rate_limits = false;
+    })
+    .await;
+    let (statuses, _) = authorizations(&server, 60).await;
+    assert_eq!(statuses, [200; 60]);
+
+    let browser = Browser::new();
+    let page = browser.get(&server.url("/device")).await;
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        // A fixed guess: the odds that it is one of the 60 live codes are
+        // about 1 in 400 million (8 of 20 consonants).
+        let form = page.form("/device").fill("user_code", "BCDF-GHJK");
+        answers.push(browser.submit(&page, &form, None).await.status);
+    }
+    assert_eq!(answers, [400, 400, 400, 400, 400, 429]);
+}
