@@ -29,9 +29,12 @@ use device_grant::{
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
+/// A fuzz target's entry point: checks one input, panicking on a broken invariant.
+pub type Target = fn(&[u8]);
+
 /// Every fuzz target by name: the name of its `fuzz_targets/*.rs` file and of its
 /// `fuzz/corpus/` and `fuzz/artifacts/` folders.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("form", form),
     ("authorization_header", authorization_header),
     ("user_code", user_code),
@@ -973,13 +976,10 @@ fn build_request(input: &mut Input<'_>, world: &World, endpoint: Endpoint) -> Bu
         let count = 1 + input.below(6);
         for _ in 0..count {
             let (name, value) = param(input, world, endpoint);
-            if name == "client_id" {
-                if let Some(ids) = client_ids.as_mut() {
-                    ids.push(value.clone());
-                }
-            }
-            if name == "device_code" {
-                device_codes.push(value.clone());
+            match (name.as_str(), client_ids.as_mut()) {
+                ("client_id", Some(ids)) => ids.push(value.clone()),
+                ("device_code", _) => device_codes.push(value.clone()),
+                _ => {}
             }
             s.append_pair(&name, &value);
         }
