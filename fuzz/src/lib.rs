@@ -511,6 +511,14 @@ fn check_error(e: &OAuthError, endpoint: Endpoint) -> Reply {
     let status = match code.as_str() {
         "invalid_client" if matches!(e, OAuthError::InvalidClient { via_header: true }) => 401,
         "server_error" => 500,
+        // A spent device-authorization budget: 429 with a Retry-After.
+        "temporarily_unavailable" if matches!(e, OAuthError::RateLimited { .. }) => {
+            assert!(
+                e.to_http().header("retry-after").is_some(),
+                "429 without Retry-After"
+            );
+            429
+        }
         "temporarily_unavailable" => 503,
         _ => 400,
     };
@@ -752,7 +760,10 @@ impl World {
             .build()
             .expect("config");
         let policy = config.user_code_policy().clone();
-        let budget = config.budget();
+        // The per-key budget is the one the model tracks; the other layers of
+        // the defaults (deployment-wide 1,000, per client 600 per minute) are
+        // out of reach of one input's few requests.
+        let budget = config.budgets().wrong_codes_per_key;
         let grant = DeviceGrant::builder(config, Arc::new(clients()), issuer.clone())
             .clock(clock.clone())
             .build();
