@@ -9,9 +9,29 @@ use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
 use crate::protocol::user_code::UserCodeHash;
 
-// A power of two. Many shards keep both lock contention and the pause of one
-// shard's table growing (it holds 1/64 of the records) small.
-const SHARDS: usize = 64;
+// A power of two. Many shards keep lock contention small, and the pause of one
+// shard's table growing too: at 1,000,000 records a shard holds ~4,000, and its
+// table (40-byte slots) is copied in well under a millisecond.
+const SHARDS: usize = 256;
+
+/// A record's key: the SHA-256 of its device code, compared as plain bytes.
+/// `DeviceCodeHash`'s own comparison is constant-time, which a map probing on a
+/// digest does not need: the bytes an attacker could learn the timing of are
+/// those of a SHA-256 output, and they reveal nothing about a code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key([u8; 32]);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(prefix(&self.0));
+    }
+}
+
+fn prefix(hash: &[u8; 32]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(first)
+}
 
 struct Shard<K, V> {
     map: PassThroughMap<K, V>,
@@ -44,18 +64,30 @@ impl<K, V> Shard<K, V> {
     }
 }
 
-/// User-code index entry: the record it points to and when the code expires.
-type CodeEntry = (DeviceCodeHash, OffsetDateTime);
+/// User-code index entry, keyed by the first 8 bytes of the user-code hash: the
+/// record it points to and when the code expires.
+///
+/// The short key halves the index. It is exact where it must be: a look-up
+/// checks the full hash against the record it finds. Two live codes whose keyed
+/// hashes share 64 bits (odds about one in 2^64 per pair) would make an insert
+/// answer `UserCodeTaken`, and the endpoint then simply draws another code.
+#[derive(Clone, Copy)]
+struct CodeEntry {
+    device: Key,
+    expires: OffsetDateTime,
+}
 
-/// The embedded store: records in 64 mutex-guarded shards, a user-code index
+/// The embedded store: records in 256 mutex-guarded shards, a user-code index
 /// sharded the same way. No lock is ever held while another is taken.
 ///
 /// Expired records go on their own: each shard sweeps itself, on an insert, at
 /// most once per [`MemoryStore::with_sweep_every`] (default 60 s), so memory
 /// follows the number of live requests without a background task.
 pub struct MemoryStore {
-    records: Box<[Mutex<Shard<DeviceCodeHash, DeviceAuthorization>>]>,
-    codes: Box<[Mutex<Shard<UserCodeHash, CodeEntry>>]>,
+    // Boxed: a table grows by doubling and so is up to half empty; empty slots
+    // of 40 bytes (key and pointer) cost a quarter of empty 192-byte ones.
+    records: Box<[Mutex<Shard<Key, Box<DeviceAuthorization>>>]>,
+    codes: Box<[Mutex<Shard<u64, CodeEntry>>]>,
     sweep_every: Duration,
 }
 
@@ -121,7 +153,7 @@ impl MemoryStore {
         }
         for shard in self.codes.iter() {
             let mut shard = lock(shard);
-            shard.map.retain(|_, (_, expires)| *expires > now);
+            shard.map.retain(|_, e| e.expires > now);
             shrink(&mut shard.map);
         }
         removed
@@ -146,24 +178,28 @@ impl Store for MemoryStore {
         {
             let mut codes = lock(&self.codes[shard_of(&record.user_code_hash.0)]);
             if codes.sweep_due(now, self.sweep_every) {
-                codes.map.retain(|_, (_, expires)| *expires > now);
+                codes.map.retain(|_, e| e.expires > now);
                 shrink(&mut codes.map);
             }
-            match codes.map.get(&record.user_code_hash) {
-                Some((_, expires)) if *expires > now => return Ok(Inserted::UserCodeTaken),
-                _ => {}
+            let code = prefix(&record.user_code_hash.0);
+            if codes.map.get(&code).is_some_and(|e| e.expires > now) {
+                return Ok(Inserted::UserCodeTaken);
             }
             codes.map.insert(
-                record.user_code_hash,
-                (record.device_code_hash, record.request.expires_at),
+                code,
+                CodeEntry {
+                    device: Key(record.device_code_hash.0),
+                    expires: record.request.expires_at,
+                },
             );
         }
+        let record = Box::new(record.clone());
         let mut records = lock(&self.records[shard_of(&record.device_code_hash.0)]);
         if records.sweep_due(now, self.sweep_every) {
             records.map.retain(|_, r| r.purge_at > now);
             shrink(&mut records.map);
         }
-        records.map.insert(record.device_code_hash, record.clone());
+        records.map.insert(Key(record.device_code_hash.0), record);
         Ok(Inserted::Stored)
     }
 
@@ -173,8 +209,8 @@ impl Store for MemoryStore {
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
         Ok(lock(&self.records[shard_of(&hash.0)])
             .map
-            .get(hash)
-            .cloned())
+            .get(&Key(hash.0))
+            .map(|r| DeviceAuthorization::clone(r)))
     }
 
     async fn by_user_code(
@@ -182,15 +218,18 @@ impl Store for MemoryStore {
         hash: &UserCodeHash,
         now: OffsetDateTime,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        let device = match lock(&self.codes[shard_of(&hash.0)]).map.get(hash) {
-            Some((device, expires)) if *expires > now => *device,
+        let device = match lock(&self.codes[shard_of(&hash.0)])
+            .map
+            .get(&prefix(&hash.0))
+        {
+            Some(e) if e.expires > now => e.device,
             _ => return Ok(None),
         };
         Ok(lock(&self.records[shard_of(&device.0)])
             .map
             .get(&device)
             .filter(|r| r.status.is_pending() && r.user_code_hash == *hash)
-            .cloned())
+            .map(|r| DeviceAuthorization::clone(r)))
     }
 
     async fn compare_and_set(
@@ -198,26 +237,25 @@ impl Store for MemoryStore {
         expected_version: u64,
         next: &DeviceAuthorization,
     ) -> Result<bool, BackendError> {
+        let device = Key(next.device_code_hash.0);
         let left_pending = {
-            let mut records = lock(&self.records[shard_of(&next.device_code_hash.0)]);
-            let Some(current) = records.map.get_mut(&next.device_code_hash) else {
+            let mut records = lock(&self.records[shard_of(&device.0)]);
+            let Some(current) = records.map.get_mut(&device) else {
                 return Ok(false);
             };
             if current.version != expected_version || next.version != expected_version + 1 {
                 return Ok(false);
             }
             let left_pending = current.status.is_pending() && !next.status.is_pending();
-            *current = next.clone();
+            // In place: the box is reused, nothing is allocated.
+            **current = next.clone();
             left_pending
         };
         if left_pending {
             let mut codes = lock(&self.codes[shard_of(&next.user_code_hash.0)]);
-            if codes
-                .map
-                .get(&next.user_code_hash)
-                .is_some_and(|(device, _)| *device == next.device_code_hash)
-            {
-                codes.map.remove(&next.user_code_hash);
+            let code = prefix(&next.user_code_hash.0);
+            if codes.map.get(&code).is_some_and(|e| e.device == device) {
+                codes.map.remove(&code);
             }
         }
         Ok(true)
@@ -225,5 +263,86 @@ impl Store for MemoryStore {
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
         Ok(self.purge_records(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::authorization::tests::{approval, at, pending};
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    fn with_codes(device: u8, user: u8) -> DeviceAuthorization {
+        let mut r = pending("openid");
+        r.device_code_hash = DeviceCodeHash([device; 32]);
+        r.user_code_hash = UserCodeHash([user; 32]);
+        r
+    }
+
+    #[test]
+    fn the_store_contract() {
+        run(async {
+            let s = MemoryStore::new();
+            let a = with_codes(1, 2);
+            assert_eq!(s.insert(&a, at(0)).await.unwrap(), Inserted::Stored);
+            // The same user code, live: refused. Another one: stored.
+            assert_eq!(
+                s.insert(&with_codes(3, 2), at(1)).await.unwrap(),
+                Inserted::UserCodeTaken
+            );
+            let mut other_user = [2u8; 32];
+            other_user[31] = 9;
+            let mut b = with_codes(4, 0);
+            b.user_code_hash = UserCodeHash(other_user);
+            // Shares the index's 8-byte key with `a`'s live code: refused, harmlessly.
+            assert_eq!(s.insert(&b, at(1)).await.unwrap(), Inserted::UserCodeTaken);
+            assert_eq!(
+                s.by_user_code(&UserCodeHash(other_user), at(1))
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                s.by_device_code(&a.device_code_hash).await.unwrap(),
+                Some(a.clone())
+            );
+            assert_eq!(
+                s.by_user_code(&a.user_code_hash, at(1)).await.unwrap(),
+                Some(a.clone())
+            );
+            // Expired code: index dead; the record stays until purge_at.
+            assert_eq!(
+                s.by_user_code(&a.user_code_hash, at(600)).await.unwrap(),
+                None
+            );
+            // Compare-and-set: wrong versions refused; leaving Pending drops the code.
+            let approved = a.approve(approval("openid"), at(5)).unwrap();
+            assert!(!s.compare_and_set(1, &approved).await.unwrap());
+            assert!(s.compare_and_set(0, &approved).await.unwrap());
+            assert!(!s.compare_and_set(0, &approved).await.unwrap());
+            assert_eq!(
+                s.by_user_code(&a.user_code_hash, at(6)).await.unwrap(),
+                None
+            );
+            assert_eq!(
+                s.by_device_code(&a.device_code_hash).await.unwrap(),
+                Some(approved)
+            );
+            // The user code is free again for a new request.
+            assert_eq!(
+                s.insert(&with_codes(5, 2), at(7)).await.unwrap(),
+                Inserted::Stored
+            );
+            // Retention: kept before purge_at (600 + 300), deleted from it on.
+            assert_eq!(s.purge_expired(at(899)).await.unwrap(), 0);
+            assert_eq!(s.purge_expired(at(900)).await.unwrap(), 2);
+            assert!(s.is_empty());
+        });
     }
 }
