@@ -136,6 +136,14 @@ impl DeviceGrant {
         if !scopes.is_subset(&client.allowed_scopes) {
             return Err(OAuthError::InvalidScope);
         }
+        // Devices mostly ask for exactly their allowed or default scopes: sharing
+        // the registration's set keeps one copy for all those requests.
+        if scopes == client.allowed_scopes {
+            return Ok(client.allowed_scopes.clone());
+        }
+        if scopes == client.default_scopes {
+            return Ok(client.default_scopes.clone());
+        }
         Ok(scopes)
     }
 
