@@ -1,7 +1,10 @@
 //! In-process cost of each endpoint through the public API, on the memory store,
 //! at 1,000 / 100,000 / 1,000,000 live requests (`DG_BENCH_SIZES` to choose).
 //!
-//! `cargo bench --bench endpoints`
+//! `cargo bench --all-features --bench endpoints`
+//!
+//! Times are the benchmarking thread's CPU time (see `common::CpuTime`), except
+//! in `threads_wall`, which is wall time: the scaling of two threads needs it.
 
 mod common;
 
@@ -9,8 +12,10 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{World, block_on};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, WallTime};
+
+use common::{CpuTime, World, block_on, thread_cpu_time};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use device_grant::{
     Clock, EndpointRequest, LimiterKey, ScopeSet, Subject, UserCodePolicy, VerificationTicket,
 };
@@ -18,7 +23,7 @@ use device_grant::{
 // A batch of operations whose set-up (fresh requests) is done out of timing.
 const BATCH: usize = 512;
 
-fn per_size(c: &mut Criterion) {
+fn per_size(c: &mut Criterion<CpuTime>, wall: &mut Criterion<WallTime>) {
     let mut g = c.benchmark_group("fixed");
     let policy = UserCodePolicy::default();
     g.bench_function("user_code_generate", |b| {
@@ -49,11 +54,11 @@ fn per_size(c: &mut Criterion) {
                     let mut left = iters;
                     while left > 0 {
                         let n = left.min(BATCH as u64);
-                        let start = Instant::now();
+                        let start = thread_cpu_time();
                         for _ in 0..n {
                             black_box(w.authorize());
                         }
-                        total += start.elapsed();
+                        total += thread_cpu_time() - start;
                         left -= n;
                         added += n as usize;
                         if added >= limit {
@@ -115,7 +120,7 @@ fn per_size(c: &mut Criterion) {
                     let n = left.min(BATCH as u64) as usize;
                     let tickets: Vec<VerificationTicket> =
                         (0..n).map(|_| w.pending_with_ticket(&key).1).collect();
-                    let start = Instant::now();
+                    let start = thread_cpu_time();
                     for t in &tickets {
                         let r = block_on(w.strict.approve(
                             t,
@@ -126,7 +131,7 @@ fn per_size(c: &mut Criterion) {
                         debug_assert!(r.is_ok());
                         black_box(r.is_ok());
                     }
-                    total += start.elapsed();
+                    total += thread_cpu_time() - start;
                     left -= n as u64;
                     added += n;
                     if added >= (w.count / 4).max(BATCH) {
@@ -160,13 +165,13 @@ fn per_size(c: &mut Criterion) {
                             poll
                         })
                         .collect();
-                    let start = Instant::now();
+                    let start = thread_cpu_time();
                     for p in &polls {
                         let r = block_on(w.strict.token(EndpointRequest::form(p.as_bytes())));
                         debug_assert!(r.is_ok());
                         black_box(r.is_ok());
                     }
-                    total += start.elapsed();
+                    total += thread_cpu_time() - start;
                     left -= n as u64;
                     added += n;
                     if added >= (w.count / 4).max(BATCH) {
@@ -179,23 +184,38 @@ fn per_size(c: &mut Criterion) {
         });
         g.finish();
 
-        // Pending polls on distinct codes from one and from two threads, measured
-        // the same way (threads started per sample, timed from a barrier), so the
-        // ratio of the two is the scaling. One iteration = one poll per thread.
-        let mut g = c.benchmark_group("threads");
-        for threads in [1usize, 2] {
-            g.throughput(Throughput::Elements(threads as u64));
-            g.bench_with_input(
-                BenchmarkId::new(format!("poll_pending_x{threads}"), count),
-                &world,
-                |b, w| {
-                    b.iter_custom(|iters| {
-                        let barrier = Barrier::new(threads + 1);
-                        std::thread::scope(|s| {
-                            for t in 0..threads {
+        threads(c, "threads_cpu", &world, true);
+        threads(wall, "threads_wall", &world, false);
+    }
+}
+
+/// Pending polls on distinct codes from one and from two threads, measured the
+/// same way (threads started per sample, timed from a barrier), so the ratio of
+/// the two is the scaling. One iteration = one poll per thread. `cpu`: the sum of
+/// the threads' CPU time (contention shows as more CPU per poll); else wall time
+/// (needs two idle cores to mean anything).
+fn threads<M: Measurement<Value = Duration>>(
+    c: &mut Criterion<M>,
+    name: &str,
+    world: &World,
+    cpu: bool,
+) {
+    let mut g = c.benchmark_group(name);
+    for threads in [1usize, 2] {
+        g.throughput(Throughput::Elements(threads as u64));
+        g.bench_with_input(
+            BenchmarkId::new(format!("poll_pending_x{threads}"), world.count),
+            world,
+            |b, w| {
+                b.iter_custom(|iters| {
+                    let barrier = Barrier::new(threads + 1);
+                    std::thread::scope(|s| {
+                        let workers: Vec<_> = (0..threads)
+                            .map(|t| {
                                 let barrier = &barrier;
                                 s.spawn(move || {
                                     barrier.wait();
+                                    let start = thread_cpu_time();
                                     for k in 0..iters as usize {
                                         // Thread t polls codes t, t+2, t+4…: never the same one.
                                         let i = t + 2 * k;
@@ -204,28 +224,40 @@ fn per_size(c: &mut Criterion) {
                                         ))
                                         .ok();
                                     }
+                                    let spent = thread_cpu_time() - start;
                                     barrier.wait();
-                                });
-                            }
-                            barrier.wait();
-                            let start = Instant::now();
-                            barrier.wait();
-                            start.elapsed()
-                        })
+                                    spent
+                                })
+                            })
+                            .collect();
+                        barrier.wait();
+                        let start = Instant::now();
+                        barrier.wait();
+                        let elapsed = start.elapsed();
+                        let spent: Duration =
+                            workers.into_iter().map(|h| h.join().expect("worker")).sum();
+                        if cpu { spent } else { elapsed }
                     })
-                },
-            );
-        }
-        g.finish();
+                })
+            },
+        );
     }
+    g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
+fn main() {
+    let config = |c: Criterion<CpuTime>| {
+        c.sample_size(30)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .configure_from_args()
+    };
+    let mut cpu = config(Criterion::default().with_measurement(CpuTime));
+    let mut wall = Criterion::default()
         .sample_size(30)
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
-    targets = per_size
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    per_size(&mut cpu, &mut wall);
+    cpu.final_summary();
 }
-criterion_main!(benches);

@@ -1,14 +1,14 @@
 //! The raw `MemoryStore` operations, without the endpoints around them, at
 //! 1,000 / 100,000 / 1,000,000 records (`DG_BENCH_SIZES` to choose).
 //!
-//! `cargo bench --bench store`
+//! `cargo bench --all-features --bench store`  (times are thread CPU time)
 
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
-use common::block_on;
+use common::{CpuTime, block_on, thread_cpu_time};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use device_grant::{
     AuthorizationId, ClientId, DeviceAuthorization, DeviceCode, DeviceCodeHash, Interval,
@@ -45,7 +45,7 @@ fn record(i: u64, now: OffsetDateTime) -> DeviceAuthorization {
     )
 }
 
-fn store_ops(c: &mut Criterion) {
+fn store_ops(c: &mut Criterion<CpuTime>) {
     let mut g = c.benchmark_group("hash");
     let code = DeviceCode::generate();
     g.bench_function("sha256_device_code", |b| {
@@ -115,11 +115,11 @@ fn store_ops(c: &mut Criterion) {
                         .map(|i| record(i, now - Duration::hours(1)))
                         .collect();
                     next += n;
-                    let start = Instant::now();
+                    let start = thread_cpu_time();
                     for r in &batch {
                         black_box(block_on(store.insert(r, now)).expect("insert"));
                     }
-                    total += start.elapsed();
+                    total += thread_cpu_time() - start;
                     left -= n;
                     block_on(store.purge_expired(now)).expect("purge");
                 }
@@ -133,6 +133,7 @@ fn store_ops(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
+        .with_measurement(CpuTime)
         .sample_size(30)
         .warm_up_time(StdDuration::from_millis(500))
         .measurement_time(StdDuration::from_secs(2));
