@@ -95,8 +95,8 @@ impl<'a> Form<'a> {
             return Err(RequestError::BodyTooLarge(limits.max_body_bytes));
         }
         let mut pairs = Vec::with_capacity(4);
-        // An all-ASCII body (nearly every one) is validated once and then scanned
-        // once, byte by byte, for `&`, `=`, `%` and `+`: decoding was most of the
+        // An all-ASCII body (nearly every one) is validated once and then split
+        // without copying or decoding what needs none: decoding was most of the
         // cost of a poll. Others take the general path.
         let Some(text) = body
             .is_ascii()
@@ -114,40 +114,24 @@ impl<'a> Form<'a> {
                 max_value_bytes: limits.max_value_bytes,
             });
         };
-        let bytes = text.as_bytes();
-        let mut start = 0;
-        while start < bytes.len() {
-            let (mut end, mut eq, mut plain) = (bytes.len(), None, true);
-            for (i, &b) in bytes[start..].iter().enumerate() {
-                match b {
-                    b'&' => {
-                        end = start + i;
-                        break;
-                    }
-                    b'=' if eq.is_none() => eq = Some(start + i),
-                    b'%' | b'+' => plain = false,
-                    _ => {}
-                }
-            }
-            // The same `&`-separated sequences, in the same order, as
-            // `form_urlencoded::parse` (empty ones skipped).
-            let sequence = start..end;
-            start = end + 1;
+        // `str::split`, `split_once` and `<[u8]>::contains` search with `memchr`, a
+        // word at a time: several times faster than a loop over the bytes.
+        for sequence in text.split('&') {
+            // The same sequences, in the same order, as `form_urlencoded::parse`
+            // (empty ones skipped).
             if sequence.is_empty() {
                 continue;
             }
             if pairs.len() == limits.max_parameters {
                 return Err(RequestError::TooManyParameters(limits.max_parameters));
             }
-            if plain {
-                // Nothing to decode: `form_urlencoded` would return the same text.
-                let (name, value) = match eq {
-                    Some(i) => (&text[sequence.start..i], &text[i + 1..sequence.end]),
-                    None => (&text[sequence], ""),
-                };
-                pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
+            let raw = sequence.as_bytes();
+            if raw.contains(&b'%') || raw.contains(&b'+') {
+                pairs.push(checked(decode_pair(raw))?);
             } else {
-                pairs.push(checked(decode_pair(&bytes[sequence]))?);
+                // Nothing to decode: `form_urlencoded` would return the same text.
+                let (name, value) = sequence.split_once('=').unwrap_or((sequence, ""));
+                pairs.push((Cow::Borrowed(name), Cow::Borrowed(value)));
             }
         }
         Ok(Self {
