@@ -1,8 +1,8 @@
 use std::sync::{Mutex, MutexGuard};
 
+use hashbrown::HashTable;
 use time::{Duration, OffsetDateTime};
 
-use super::PassThroughMap;
 use crate::host::store::{Inserted, Store};
 use crate::protocol::authorization::DeviceAuthorization;
 use crate::protocol::device_code::DeviceCodeHash;
@@ -11,43 +11,64 @@ use crate::protocol::user_code::UserCodeHash;
 
 // A power of two. Many shards keep lock contention small, and the pause of one
 // shard's table growing too: at 1,000,000 records a shard holds ~4,000, and its
-// table (40-byte slots) is copied in well under a millisecond.
+// table (16-byte slots, rehashed without touching the records) is rebuilt in
+// well under a millisecond.
 const SHARDS: usize = 256;
 
-/// A record's key: the SHA-256 of its device code, compared as plain bytes.
-/// `DeviceCodeHash`'s own comparison is constant-time, which a map probing on a
-/// digest does not need: the bytes an attacker could learn the timing of are
-/// those of a SHA-256 output, and they reveal nothing about a code.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Key([u8; 32]);
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(prefix(&self.0));
-    }
-}
-
+/// The first 8 bytes of a hash (SHA-256, HMAC-SHA-256): already uniform, so they
+/// are the table hash as they are. Attackers cannot choose stored codes' hashes,
+/// so there is nothing to flood.
 fn prefix(hash: &[u8; 32]) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&hash[..8]);
     u64::from_le_bytes(first)
 }
 
-struct Shard<K, V> {
-    map: PassThroughMap<K, V>,
+/// Byte 4 of the prefix: the tables use its low bits (bucket) and top 7 bits
+/// (tag), which must not be the same for every entry of a shard.
+fn shard_of(prefix: u64) -> usize {
+    (prefix >> 32) as usize & (SHARDS - 1)
+}
+
+/// A record and its key's prefix, kept beside it so that growing the table never
+/// reads the (boxed) records.
+///
+/// Boxed, and in a table of 16-byte slots: a table grows by doubling and so is up
+/// to half empty, and empty 16-byte slots cost a tenth of empty 192-byte ones.
+struct Slot {
+    key: u64,
+    record: Box<DeviceAuthorization>,
+}
+
+/// A user-code index entry: prefixes of the user-code hash and of the record's
+/// device-code hash, and when the code expires.
+///
+/// Prefixes halve the index, and it stays exact where it must: a look-up checks
+/// the full user-code hash against the record found, and a record is found by
+/// its full device-code hash. Two live codes whose keyed hashes share 64 bits
+/// (odds about one in 2^64 per pair) would make an insert answer
+/// `UserCodeTaken`, and the endpoint then simply draws another code.
+struct CodeEntry {
+    user: u64,
+    device: u64,
+    expires: OffsetDateTime,
+}
+
+struct Shard<T> {
+    table: HashTable<T>,
     next_sweep: Option<OffsetDateTime>,
 }
 
-impl<K, V> Default for Shard<K, V> {
+impl<T> Default for Shard<T> {
     fn default() -> Self {
         Self {
-            map: PassThroughMap::default(),
+            table: HashTable::new(),
             next_sweep: None,
         }
     }
 }
 
-impl<K, V> Shard<K, V> {
+impl<T> Shard<T> {
     /// Whether it is time to sweep this shard; schedules the next sweep.
     fn sweep_due(&mut self, now: OffsetDateTime, every: Duration) -> bool {
         match self.next_sweep {
@@ -62,19 +83,27 @@ impl<K, V> Shard<K, V> {
             }
         }
     }
+
+    /// Keeps the entries `keep` says to; gives memory back once the table is
+    /// mostly empty, so that a burst of abandoned requests does not leave the
+    /// store at its high-water mark.
+    fn retain(&mut self, keep: impl FnMut(&mut T) -> bool, hash: impl Fn(&T) -> u64) -> u64 {
+        let before = self.table.len();
+        self.table.retain(keep);
+        let (len, capacity) = (self.table.len(), self.table.capacity());
+        if capacity > 64 && len < capacity / 4 {
+            self.table.shrink_to(len * 2, hash);
+        }
+        (before - len) as u64
+    }
 }
 
-/// User-code index entry, keyed by the first 8 bytes of the user-code hash: the
-/// record it points to and when the code expires.
-///
-/// The short key halves the index. It is exact where it must be: a look-up
-/// checks the full hash against the record it finds. Two live codes whose keyed
-/// hashes share 64 bits (odds about one in 2^64 per pair) would make an insert
-/// answer `UserCodeTaken`, and the endpoint then simply draws another code.
-#[derive(Clone, Copy)]
-struct CodeEntry {
-    device: Key,
-    expires: OffsetDateTime,
+fn slot_hash(s: &Slot) -> u64 {
+    s.key
+}
+
+fn code_hash(e: &CodeEntry) -> u64 {
+    e.user
 }
 
 /// The embedded store: records in 256 mutex-guarded shards, a user-code index
@@ -84,10 +113,8 @@ struct CodeEntry {
 /// most once per [`MemoryStore::with_sweep_every`] (default 60 s), so memory
 /// follows the number of live requests without a background task.
 pub struct MemoryStore {
-    // Boxed: a table grows by doubling and so is up to half empty; empty slots
-    // of 40 bytes (key and pointer) cost a quarter of empty 192-byte ones.
-    records: Box<[Mutex<Shard<Key, Box<DeviceAuthorization>>>]>,
-    codes: Box<[Mutex<Shard<u64, CodeEntry>>]>,
+    records: Box<[Mutex<Shard<Slot>>]>,
+    codes: Box<[Mutex<Shard<CodeEntry>>]>,
     sweep_every: Duration,
 }
 
@@ -111,9 +138,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn shard_of(hash: &[u8; 32]) -> usize {
-    // Byte 8: independent of the bytes the hash map itself uses (0..8).
-    hash[8] as usize & (SHARDS - 1)
+/// Whether a slot holds the record of `device`. The full digests are compared as
+/// plain bytes: `DeviceCodeHash`'s own comparison is constant-time, which a table
+/// probing on a digest does not need, as the bytes whose timing could leak are
+/// those of a SHA-256 output and reveal nothing about a code.
+fn holds(slot: &Slot, key: u64, device: &[u8; 32]) -> bool {
+    slot.key == key && slot.record.device_code_hash.0 == *device
 }
 
 impl MemoryStore {
@@ -134,7 +164,7 @@ impl MemoryStore {
 
     /// The number of records held (live or awaiting purge).
     pub fn len(&self) -> usize {
-        self.records.iter().map(|s| lock(s).map.len()).sum()
+        self.records.iter().map(|s| lock(s).table.len()).sum()
     }
 
     /// Whether the store holds no record.
@@ -145,26 +175,12 @@ impl MemoryStore {
     fn purge_records(&self, now: OffsetDateTime) -> u64 {
         let mut removed = 0;
         for shard in self.records.iter() {
-            let mut shard = lock(shard);
-            let before = shard.map.len();
-            shard.map.retain(|_, r| r.purge_at > now);
-            removed += (before - shard.map.len()) as u64;
-            shrink(&mut shard.map);
+            removed += lock(shard).retain(|s| s.record.purge_at > now, slot_hash);
         }
         for shard in self.codes.iter() {
-            let mut shard = lock(shard);
-            shard.map.retain(|_, e| e.expires > now);
-            shrink(&mut shard.map);
+            lock(shard).retain(|e| e.expires > now, code_hash);
         }
         removed
-    }
-}
-
-/// Gives memory back once a table is mostly empty, so that a burst of abandoned
-/// requests does not leave the store at its high-water mark.
-fn shrink<K: std::hash::Hash + Eq, V>(map: &mut PassThroughMap<K, V>) {
-    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
-        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -175,31 +191,47 @@ impl Store for MemoryStore {
         record: &DeviceAuthorization,
         now: OffsetDateTime,
     ) -> Result<Inserted, BackendError> {
+        let (user, device) = (
+            prefix(&record.user_code_hash.0),
+            prefix(&record.device_code_hash.0),
+        );
         {
-            let mut codes = lock(&self.codes[shard_of(&record.user_code_hash.0)]);
+            let mut codes = lock(&self.codes[shard_of(user)]);
             if codes.sweep_due(now, self.sweep_every) {
-                codes.map.retain(|_, e| e.expires > now);
-                shrink(&mut codes.map);
+                codes.retain(|e| e.expires > now, code_hash);
             }
-            let code = prefix(&record.user_code_hash.0);
-            if codes.map.get(&code).is_some_and(|e| e.expires > now) {
-                return Ok(Inserted::UserCodeTaken);
+            let entry = CodeEntry {
+                user,
+                device,
+                expires: record.request.expires_at,
+            };
+            match codes.table.find_mut(user, |e| e.user == user) {
+                Some(e) if e.expires > now => return Ok(Inserted::UserCodeTaken),
+                Some(e) => *e = entry,
+                None => {
+                    codes.table.insert_unique(user, entry, code_hash);
+                }
             }
-            codes.map.insert(
-                code,
-                CodeEntry {
-                    device: Key(record.device_code_hash.0),
-                    expires: record.request.expires_at,
-                },
-            );
         }
-        let record = Box::new(record.clone());
-        let mut records = lock(&self.records[shard_of(&record.device_code_hash.0)]);
+        let boxed = Box::new(record.clone());
+        let mut records = lock(&self.records[shard_of(device)]);
         if records.sweep_due(now, self.sweep_every) {
-            records.map.retain(|_, r| r.purge_at > now);
-            shrink(&mut records.map);
+            records.retain(|s| s.record.purge_at > now, slot_hash);
         }
-        records.map.insert(Key(record.device_code_hash.0), record);
+        let full = &record.device_code_hash.0;
+        match records.table.find_mut(device, |s| holds(s, device, full)) {
+            Some(slot) => slot.record = boxed,
+            None => {
+                records.table.insert_unique(
+                    device,
+                    Slot {
+                        key: device,
+                        record: boxed,
+                    },
+                    slot_hash,
+                );
+            }
+        }
         Ok(Inserted::Stored)
     }
 
@@ -207,10 +239,11 @@ impl Store for MemoryStore {
         &self,
         hash: &DeviceCodeHash,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        Ok(lock(&self.records[shard_of(&hash.0)])
-            .map
-            .get(&Key(hash.0))
-            .map(|r| DeviceAuthorization::clone(r)))
+        let key = prefix(&hash.0);
+        Ok(lock(&self.records[shard_of(key)])
+            .table
+            .find(key, |s| holds(s, key, &hash.0))
+            .map(|s| DeviceAuthorization::clone(&s.record)))
     }
 
     async fn by_user_code(
@@ -218,18 +251,22 @@ impl Store for MemoryStore {
         hash: &UserCodeHash,
         now: OffsetDateTime,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        let device = match lock(&self.codes[shard_of(&hash.0)])
-            .map
-            .get(&prefix(&hash.0))
+        let user = prefix(&hash.0);
+        let device = match lock(&self.codes[shard_of(user)])
+            .table
+            .find(user, |e| e.user == user)
         {
             Some(e) if e.expires > now => e.device,
             _ => return Ok(None),
         };
-        Ok(lock(&self.records[shard_of(&device.0)])
-            .map
-            .get(&device)
-            .filter(|r| r.status.is_pending() && r.user_code_hash == *hash)
-            .map(|r| DeviceAuthorization::clone(r)))
+        // The index holds the device hash's prefix; the record is the one with
+        // that prefix whose full user-code hash is the one asked for.
+        Ok(lock(&self.records[shard_of(device)])
+            .table
+            .find(device, |s| {
+                s.key == device && s.record.status.is_pending() && s.record.user_code_hash == *hash
+            })
+            .map(|s| DeviceAuthorization::clone(&s.record)))
     }
 
     async fn compare_and_set(
@@ -237,12 +274,16 @@ impl Store for MemoryStore {
         expected_version: u64,
         next: &DeviceAuthorization,
     ) -> Result<bool, BackendError> {
-        let device = Key(next.device_code_hash.0);
+        let device = prefix(&next.device_code_hash.0);
         let left_pending = {
-            let mut records = lock(&self.records[shard_of(&device.0)]);
-            let Some(current) = records.map.get_mut(&device) else {
+            let mut records = lock(&self.records[shard_of(device)]);
+            let Some(slot) = records
+                .table
+                .find_mut(device, |s| holds(s, device, &next.device_code_hash.0))
+            else {
                 return Ok(false);
             };
+            let current = &mut slot.record;
             if current.version != expected_version || next.version != expected_version + 1 {
                 return Ok(false);
             }
@@ -252,10 +293,13 @@ impl Store for MemoryStore {
             left_pending
         };
         if left_pending {
-            let mut codes = lock(&self.codes[shard_of(&next.user_code_hash.0)]);
-            let code = prefix(&next.user_code_hash.0);
-            if codes.map.get(&code).is_some_and(|e| e.device == device) {
-                codes.map.remove(&code);
+            let user = prefix(&next.user_code_hash.0);
+            let mut codes = lock(&self.codes[shard_of(user)]);
+            if let Ok(entry) = codes
+                .table
+                .find_entry(user, |e| e.user == user && e.device == device)
+            {
+                entry.remove();
             }
         }
         Ok(true)
