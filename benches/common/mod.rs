@@ -223,8 +223,12 @@ impl World {
 }
 
 /// The live-record counts to measure at: `DG_BENCH_SIZES` (comma-separated) or
-/// 1,000 / 100,000 / 1,000,000.
+/// 1,000 / 100,000 / 1,000,000; only 1,000 when run as a test
+/// (`cargo test --benches`), which runs each benchmark once to see it works.
 pub fn sizes() -> Vec<usize> {
+    if std::env::var_os("DG_BENCH_SIZES").is_none() && std::env::args().any(|a| a == "--test") {
+        return vec![1_000];
+    }
     std::env::var("DG_BENCH_SIZES")
         .ok()
         .map(|s| {
