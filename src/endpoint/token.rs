@@ -5,7 +5,7 @@ use crate::grant::DeviceGrant;
 use crate::host::events::Event;
 use crate::host::issuer::{ApprovedGrant, TokenResponse};
 use crate::protocol::authorization::PollOutcome;
-use crate::protocol::device_code::DeviceCode;
+use crate::protocol::device_code;
 use crate::protocol::error::OAuthError;
 use crate::protocol::response::HttpResponse;
 
@@ -35,11 +35,11 @@ impl DeviceGrant {
             return Err(OAuthError::UnsupportedGrantType);
         }
         let client = self.authenticate(&form, request.authorization).await?;
-        let device_code = DeviceCode::new(form.require("device_code")?);
-        if !device_code.is_well_formed() {
+        let device_code = form.require("device_code")?;
+        if !device_code::is_well_formed(device_code) {
             return Err(OAuthError::InvalidGrant);
         }
-        let hash = device_code.hash();
+        let hash = device_code::hash(device_code);
         let store = &self.inner.store;
         for _ in 0..CAS_ROUNDS {
             let Some(record) = store.by_device_code(&hash).await? else {
@@ -54,13 +54,16 @@ impl DeviceGrant {
                     continue;
                 }
             }
-            let (id, client_id) = (record.id, record.request.client_id.clone());
+            let id = record.id;
+            // Cloned only for the outcomes that emit an event: a pending poll, the
+            // most common request of all, has no use for it.
+            let client_id = || record.request.client_id.clone();
             return match poll.outcome {
                 PollOutcome::Pending => Err(OAuthError::AuthorizationPending),
                 PollOutcome::SlowDown(interval) => {
                     self.emit(Event::SlowDown {
                         id,
-                        client_id,
+                        client_id: client_id(),
                         interval,
                     });
                     Err(OAuthError::SlowDown)
@@ -68,7 +71,10 @@ impl DeviceGrant {
                 PollOutcome::Denied => Err(OAuthError::AccessDenied),
                 PollOutcome::Expired => Err(OAuthError::ExpiredToken),
                 PollOutcome::Replay => {
-                    self.emit(Event::Replay { id, client_id });
+                    self.emit(Event::Replay {
+                        id,
+                        client_id: client_id(),
+                    });
                     Err(OAuthError::InvalidGrant)
                 }
                 PollOutcome::Redeem(approval) => {
@@ -85,7 +91,7 @@ impl DeviceGrant {
                     }
                     self.emit(Event::Redeemed {
                         id,
-                        client_id,
+                        client_id: client_id(),
                         subject: grant.approval.subject.clone(),
                     });
                     Ok(response)

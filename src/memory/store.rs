@@ -1,33 +1,74 @@
 use std::sync::{Mutex, MutexGuard};
 
+use hashbrown::HashTable;
 use time::{Duration, OffsetDateTime};
 
-use super::PassThroughMap;
 use crate::host::store::{Inserted, Store};
 use crate::protocol::authorization::DeviceAuthorization;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
 use crate::protocol::user_code::UserCodeHash;
 
-// A power of two. Many shards keep both lock contention and the pause of one
-// shard's table growing (it holds 1/64 of the records) small.
-const SHARDS: usize = 64;
+// A power of two. Many shards keep lock contention small, and the pause of one
+// shard's table growing too: at 1,000,000 records a shard holds ~4,000, and its
+// table (16-byte slots, rehashed without touching the records) is rebuilt in
+// well under a millisecond.
+const SHARDS: usize = 256;
 
-struct Shard<K, V> {
-    map: PassThroughMap<K, V>,
+/// The first 8 bytes of a hash (SHA-256, HMAC-SHA-256): already uniform, so they
+/// are the table hash as they are. Attackers cannot choose stored codes' hashes,
+/// so there is nothing to flood.
+fn prefix(hash: &[u8; 32]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// Byte 4 of the prefix: the tables use its low bits (bucket) and top 7 bits
+/// (tag), which must not be the same for every entry of a shard.
+fn shard_of(prefix: u64) -> usize {
+    (prefix >> 32) as usize & (SHARDS - 1)
+}
+
+/// A record and its key's prefix, kept beside it so that growing the table never
+/// reads the (boxed) records.
+///
+/// Boxed, and in a table of 16-byte slots: a table grows by doubling and so is up
+/// to half empty, and empty 16-byte slots cost a tenth of empty 192-byte ones.
+struct Slot {
+    key: u64,
+    record: Box<DeviceAuthorization>,
+}
+
+/// A user-code index entry: prefixes of the user-code hash and of the record's
+/// device-code hash, and when the code expires.
+///
+/// Prefixes halve the index, and it stays exact where it must: a look-up checks
+/// the full user-code hash against the record found, and a record is found by
+/// its full device-code hash. Two live codes whose keyed hashes share 64 bits
+/// (odds about one in 2^64 per pair) would make an insert answer
+/// `UserCodeTaken`, and the endpoint then simply draws another code.
+struct CodeEntry {
+    user: u64,
+    device: u64,
+    expires: OffsetDateTime,
+}
+
+struct Shard<T> {
+    table: HashTable<T>,
     next_sweep: Option<OffsetDateTime>,
 }
 
-impl<K, V> Default for Shard<K, V> {
+impl<T> Default for Shard<T> {
     fn default() -> Self {
         Self {
-            map: PassThroughMap::default(),
+            table: HashTable::new(),
             next_sweep: None,
         }
     }
 }
 
-impl<K, V> Shard<K, V> {
+impl<T> Shard<T> {
     /// Whether it is time to sweep this shard; schedules the next sweep.
     fn sweep_due(&mut self, now: OffsetDateTime, every: Duration) -> bool {
         match self.next_sweep {
@@ -42,20 +83,38 @@ impl<K, V> Shard<K, V> {
             }
         }
     }
+
+    /// Keeps the entries `keep` says to; gives memory back once the table is
+    /// mostly empty, so that a burst of abandoned requests does not leave the
+    /// store at its high-water mark.
+    fn retain(&mut self, keep: impl FnMut(&mut T) -> bool, hash: impl Fn(&T) -> u64) -> u64 {
+        let before = self.table.len();
+        self.table.retain(keep);
+        let (len, capacity) = (self.table.len(), self.table.capacity());
+        if capacity > 64 && len < capacity / 4 {
+            self.table.shrink_to(len * 2, hash);
+        }
+        (before - len) as u64
+    }
 }
 
-/// User-code index entry: the record it points to and when the code expires.
-type CodeEntry = (DeviceCodeHash, OffsetDateTime);
+fn slot_hash(s: &Slot) -> u64 {
+    s.key
+}
 
-/// The embedded store: records in 64 mutex-guarded shards, a user-code index
+fn code_hash(e: &CodeEntry) -> u64 {
+    e.user
+}
+
+/// The embedded store: records in 256 mutex-guarded shards, a user-code index
 /// sharded the same way. No lock is ever held while another is taken.
 ///
 /// Expired records go on their own: each shard sweeps itself, on an insert, at
 /// most once per [`MemoryStore::with_sweep_every`] (default 60 s), so memory
 /// follows the number of live requests without a background task.
 pub struct MemoryStore {
-    records: Box<[Mutex<Shard<DeviceCodeHash, DeviceAuthorization>>]>,
-    codes: Box<[Mutex<Shard<UserCodeHash, CodeEntry>>]>,
+    records: Box<[Mutex<Shard<Slot>>]>,
+    codes: Box<[Mutex<Shard<CodeEntry>>]>,
     sweep_every: Duration,
 }
 
@@ -79,9 +138,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn shard_of(hash: &[u8; 32]) -> usize {
-    // Byte 8: independent of the bytes the hash map itself uses (0..8).
-    hash[8] as usize & (SHARDS - 1)
+/// Whether a slot holds the record of `device`. The full digests are compared as
+/// plain bytes: `DeviceCodeHash`'s own comparison is constant-time, which a table
+/// probing on a digest does not need, as the bytes whose timing could leak are
+/// those of a SHA-256 output and reveal nothing about a code.
+fn holds(slot: &Slot, key: u64, device: &[u8; 32]) -> bool {
+    slot.key == key && same(&slot.record.device_code_hash.0, device)
+}
+
+/// `a == b` in four word compares (the array comparison calls `memcmp`).
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let word = |x: &[u8; 32], i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&x[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    [0, 8, 16, 24]
+        .into_iter()
+        .fold(0, |diff, i| diff | (word(a, i) ^ word(b, i)))
+        == 0
 }
 
 impl MemoryStore {
@@ -102,7 +177,7 @@ impl MemoryStore {
 
     /// The number of records held (live or awaiting purge).
     pub fn len(&self) -> usize {
-        self.records.iter().map(|s| lock(s).map.len()).sum()
+        self.records.iter().map(|s| lock(s).table.len()).sum()
     }
 
     /// Whether the store holds no record.
@@ -113,26 +188,12 @@ impl MemoryStore {
     fn purge_records(&self, now: OffsetDateTime) -> u64 {
         let mut removed = 0;
         for shard in self.records.iter() {
-            let mut shard = lock(shard);
-            let before = shard.map.len();
-            shard.map.retain(|_, r| r.purge_at > now);
-            removed += (before - shard.map.len()) as u64;
-            shrink(&mut shard.map);
+            removed += lock(shard).retain(|s| s.record.purge_at > now, slot_hash);
         }
         for shard in self.codes.iter() {
-            let mut shard = lock(shard);
-            shard.map.retain(|_, (_, expires)| *expires > now);
-            shrink(&mut shard.map);
+            lock(shard).retain(|e| e.expires > now, code_hash);
         }
         removed
-    }
-}
-
-/// Gives memory back once a table is mostly empty, so that a burst of abandoned
-/// requests does not leave the store at its high-water mark.
-fn shrink<K: std::hash::Hash + Eq, V>(map: &mut PassThroughMap<K, V>) {
-    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
-        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -143,27 +204,47 @@ impl Store for MemoryStore {
         record: &DeviceAuthorization,
         now: OffsetDateTime,
     ) -> Result<Inserted, BackendError> {
+        let (user, device) = (
+            prefix(&record.user_code_hash.0),
+            prefix(&record.device_code_hash.0),
+        );
         {
-            let mut codes = lock(&self.codes[shard_of(&record.user_code_hash.0)]);
+            let mut codes = lock(&self.codes[shard_of(user)]);
             if codes.sweep_due(now, self.sweep_every) {
-                codes.map.retain(|_, (_, expires)| *expires > now);
-                shrink(&mut codes.map);
+                codes.retain(|e| e.expires > now, code_hash);
             }
-            match codes.map.get(&record.user_code_hash) {
-                Some((_, expires)) if *expires > now => return Ok(Inserted::UserCodeTaken),
-                _ => {}
+            let entry = CodeEntry {
+                user,
+                device,
+                expires: record.request.expires_at,
+            };
+            match codes.table.find_mut(user, |e| e.user == user) {
+                Some(e) if e.expires > now => return Ok(Inserted::UserCodeTaken),
+                Some(e) => *e = entry,
+                None => {
+                    codes.table.insert_unique(user, entry, code_hash);
+                }
             }
-            codes.map.insert(
-                record.user_code_hash,
-                (record.device_code_hash, record.request.expires_at),
-            );
         }
-        let mut records = lock(&self.records[shard_of(&record.device_code_hash.0)]);
+        let boxed = Box::new(record.clone());
+        let mut records = lock(&self.records[shard_of(device)]);
         if records.sweep_due(now, self.sweep_every) {
-            records.map.retain(|_, r| r.purge_at > now);
-            shrink(&mut records.map);
+            records.retain(|s| s.record.purge_at > now, slot_hash);
         }
-        records.map.insert(record.device_code_hash, record.clone());
+        let full = &record.device_code_hash.0;
+        match records.table.find_mut(device, |s| holds(s, device, full)) {
+            Some(slot) => slot.record = boxed,
+            None => {
+                records.table.insert_unique(
+                    device,
+                    Slot {
+                        key: device,
+                        record: boxed,
+                    },
+                    slot_hash,
+                );
+            }
+        }
         Ok(Inserted::Stored)
     }
 
@@ -171,10 +252,11 @@ impl Store for MemoryStore {
         &self,
         hash: &DeviceCodeHash,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        Ok(lock(&self.records[shard_of(&hash.0)])
-            .map
-            .get(hash)
-            .cloned())
+        let key = prefix(&hash.0);
+        Ok(lock(&self.records[shard_of(key)])
+            .table
+            .find(key, |s| holds(s, key, &hash.0))
+            .map(|s| DeviceAuthorization::clone(&s.record)))
     }
 
     async fn by_user_code(
@@ -182,15 +264,22 @@ impl Store for MemoryStore {
         hash: &UserCodeHash,
         now: OffsetDateTime,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        let device = match lock(&self.codes[shard_of(&hash.0)]).map.get(hash) {
-            Some((device, expires)) if *expires > now => *device,
+        let user = prefix(&hash.0);
+        let device = match lock(&self.codes[shard_of(user)])
+            .table
+            .find(user, |e| e.user == user)
+        {
+            Some(e) if e.expires > now => e.device,
             _ => return Ok(None),
         };
-        Ok(lock(&self.records[shard_of(&device.0)])
-            .map
-            .get(&device)
-            .filter(|r| r.status.is_pending() && r.user_code_hash == *hash)
-            .cloned())
+        // The index holds the device hash's prefix; the record is the one with
+        // that prefix whose full user-code hash is the one asked for.
+        Ok(lock(&self.records[shard_of(device)])
+            .table
+            .find(device, |s| {
+                s.key == device && s.record.status.is_pending() && s.record.user_code_hash == *hash
+            })
+            .map(|s| DeviceAuthorization::clone(&s.record)))
     }
 
     async fn compare_and_set(
@@ -198,26 +287,32 @@ impl Store for MemoryStore {
         expected_version: u64,
         next: &DeviceAuthorization,
     ) -> Result<bool, BackendError> {
+        let device = prefix(&next.device_code_hash.0);
         let left_pending = {
-            let mut records = lock(&self.records[shard_of(&next.device_code_hash.0)]);
-            let Some(current) = records.map.get_mut(&next.device_code_hash) else {
+            let mut records = lock(&self.records[shard_of(device)]);
+            let Some(slot) = records
+                .table
+                .find_mut(device, |s| holds(s, device, &next.device_code_hash.0))
+            else {
                 return Ok(false);
             };
+            let current = &mut slot.record;
             if current.version != expected_version || next.version != expected_version + 1 {
                 return Ok(false);
             }
             let left_pending = current.status.is_pending() && !next.status.is_pending();
-            *current = next.clone();
+            // In place: the box is reused, nothing is allocated.
+            **current = next.clone();
             left_pending
         };
         if left_pending {
-            let mut codes = lock(&self.codes[shard_of(&next.user_code_hash.0)]);
-            if codes
-                .map
-                .get(&next.user_code_hash)
-                .is_some_and(|(device, _)| *device == next.device_code_hash)
+            let user = prefix(&next.user_code_hash.0);
+            let mut codes = lock(&self.codes[shard_of(user)]);
+            if let Ok(entry) = codes
+                .table
+                .find_entry(user, |e| e.user == user && e.device == device)
             {
-                codes.map.remove(&next.user_code_hash);
+                entry.remove();
             }
         }
         Ok(true)
@@ -225,5 +320,86 @@ impl Store for MemoryStore {
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
         Ok(self.purge_records(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::authorization::tests::{approval, at, pending};
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    fn with_codes(device: u8, user: u8) -> DeviceAuthorization {
+        let mut r = pending("openid");
+        r.device_code_hash = DeviceCodeHash([device; 32]);
+        r.user_code_hash = UserCodeHash([user; 32]);
+        r
+    }
+
+    #[test]
+    fn the_store_contract() {
+        run(async {
+            let s = MemoryStore::new();
+            let a = with_codes(1, 2);
+            assert_eq!(s.insert(&a, at(0)).await.unwrap(), Inserted::Stored);
+            // The same user code, live: refused. Another one: stored.
+            assert_eq!(
+                s.insert(&with_codes(3, 2), at(1)).await.unwrap(),
+                Inserted::UserCodeTaken
+            );
+            let mut other_user = [2u8; 32];
+            other_user[31] = 9;
+            let mut b = with_codes(4, 0);
+            b.user_code_hash = UserCodeHash(other_user);
+            // Shares the index's 8-byte key with `a`'s live code: refused, harmlessly.
+            assert_eq!(s.insert(&b, at(1)).await.unwrap(), Inserted::UserCodeTaken);
+            assert_eq!(
+                s.by_user_code(&UserCodeHash(other_user), at(1))
+                    .await
+                    .unwrap(),
+                None
+            );
+            assert_eq!(
+                s.by_device_code(&a.device_code_hash).await.unwrap(),
+                Some(a.clone())
+            );
+            assert_eq!(
+                s.by_user_code(&a.user_code_hash, at(1)).await.unwrap(),
+                Some(a.clone())
+            );
+            // Expired code: index dead; the record stays until purge_at.
+            assert_eq!(
+                s.by_user_code(&a.user_code_hash, at(600)).await.unwrap(),
+                None
+            );
+            // Compare-and-set: wrong versions refused; leaving Pending drops the code.
+            let approved = a.approve(approval("openid"), at(5)).unwrap();
+            assert!(!s.compare_and_set(1, &approved).await.unwrap());
+            assert!(s.compare_and_set(0, &approved).await.unwrap());
+            assert!(!s.compare_and_set(0, &approved).await.unwrap());
+            assert_eq!(
+                s.by_user_code(&a.user_code_hash, at(6)).await.unwrap(),
+                None
+            );
+            assert_eq!(
+                s.by_device_code(&a.device_code_hash).await.unwrap(),
+                Some(approved)
+            );
+            // The user code is free again for a new request.
+            assert_eq!(
+                s.insert(&with_codes(5, 2), at(7)).await.unwrap(),
+                Inserted::Stored
+            );
+            // Retention: kept before purge_at (600 + 300), deleted from it on.
+            assert_eq!(s.purge_expired(at(899)).await.unwrap(), 0);
+            assert_eq!(s.purge_expired(at(900)).await.unwrap(), 2);
+            assert!(s.is_empty());
+        });
     }
 }

@@ -1,6 +1,8 @@
 //! Clients: identifiers, secrets, registrations, and reading the credentials a
 //! request carries (RFC 6749 §2.3.1).
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use subtle::ConstantTimeEq as _;
@@ -15,12 +17,14 @@ use crate::protocol::scope::ScopeSet;
     Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
 )]
 #[serde(transparent)]
-pub struct ClientId(String);
+// Shared, not copied: every stored request names its client, and a clone of the
+// registration's id is a reference-count increment instead of an allocation.
+pub struct ClientId(Arc<str>);
 
 impl ClientId {
     /// Wraps an identifier.
     pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+        Self(Arc::from(id.into()))
     }
 
     /// The identifier.
@@ -160,7 +164,7 @@ impl ClientCredentials {
                 return Err(RequestError::ClientIdMismatch.into());
             }
             return Ok(Self {
-                id: ClientId(id),
+                id: ClientId::new(id),
                 method: AuthMethod::ClientSecretBasic,
                 secret: Some(ClientSecret(secret)),
             });

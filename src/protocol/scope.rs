@@ -1,6 +1,7 @@
 //! Scopes (RFC 6749 §3.3): validated tokens and ordered, duplicate-free sets of them.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// One scope token: `1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize)]
@@ -46,8 +47,12 @@ impl std::fmt::Display for Scope {
 pub struct MalformedScope;
 
 /// A set of scopes; on the wire a space-separated list (RFC 6749 §3.3).
+///
+/// Immutable and shared: a clone is a reference-count increment, so that the
+/// many requests made with one client's scopes hold one copy of them, not one
+/// each (a set of two scopes on the heap is larger than the rest of a record).
 #[derive(Clone, Default, PartialEq, Eq, Hash, Debug)]
-pub struct ScopeSet(BTreeSet<Scope>);
+pub struct ScopeSet(Arc<BTreeSet<Scope>>);
 
 impl ScopeSet {
     /// The empty set.
@@ -62,7 +67,7 @@ impl ScopeSet {
             .filter(|s| !s.is_empty())
             .map(Scope::new)
             .collect::<Result<BTreeSet<_>, _>>()
-            .map(Self)
+            .map(|set| Self(Arc::new(set)))
     }
 
     /// Whether every scope of `self` is in `other`.
@@ -112,7 +117,7 @@ impl std::str::FromStr for ScopeSet {
 
 impl FromIterator<Scope> for ScopeSet {
     fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        Self(Arc::new(iter.into_iter().collect()))
     }
 }
 
