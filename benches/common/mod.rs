@@ -255,23 +255,7 @@ pub fn rss_bytes() -> u64 {
 /// The benchmarks measure this instead of wall time because the machine they
 /// ran on was shared: time spent preempted by other processes is not ours.
 pub fn thread_cpu_time() -> std::time::Duration {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec (x86_64/aarch64 Linux layout).
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    cpu_time::ThreadTime::now().as_duration()
 }
 
 /// Criterion measurement of the benchmarking thread's CPU time.
