@@ -11,9 +11,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use device_grant::{
-    ApprovedGrant, AuthMethod, BackendError, Client, Clock, Config, DeviceGrant, EndpointRequest,
-    Interval, LimiterKey, MemoryStore, PollingRules, RequestContext, ScopeSet, StaticClients,
-    TokenIssuer, TokenResponse, UserCodeKey,
+    ApprovedGrant, AuthMethod, BackendError, Budget, Budgets, Client, Clock, Config, DeviceGrant,
+    EndpointRequest, Interval, LimiterKey, MemoryStore, PollingRules, RequestContext, ScopeSet,
+    StaticClients, TokenIssuer, TokenResponse, UserCodeKey,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -115,12 +115,29 @@ fn grant(
     )
     .lifetime(Duration::minutes(30))
     .polling(rules)
+    .budgets(unreachable_budgets())
     .build()
     .expect("valid config");
     DeviceGrant::builder(config, clients, Arc::new(Issuer))
         .store(store)
         .clock(clock)
         .build()
+}
+
+/// Every budget layer on, as in a deployment, so that their cost is measured,
+/// but with limits no benchmark reaches (one client makes a million requests).
+fn unreachable_budgets() -> Budgets {
+    let huge = Budget {
+        attempts: u32::MAX,
+        window: Duration::minutes(1),
+    };
+    Budgets {
+        wrong_codes_per_key: huge,
+        wrong_codes_global: Some(huge),
+        authorizations_per_client: Some(huge),
+        authorizations_per_source: Some(huge),
+        pending_per_client: Some(u32::MAX),
+    }
 }
 
 impl World {
