@@ -208,13 +208,25 @@ pool=$(awk -v r="$calibrated" -v i="$INTERVAL" 'BEGIN { p = int(2 * r * i) + 1; 
 echo "ceiling /token: $calibrated req/s; pending pool: 2 x $calibrated x ${INTERVAL} s = $pool codes"
 
 # make_pool FILE N: N pending device codes, made through POST /device_authorization.
+# wrk's thread stops sending after N answers, but wrk itself waits out -d: the
+# file is watched and wrk stopped (by its PID) once the N codes are in, within
+# 180 s at most.
 make_pool() {
-    local file=$1 n=$2 saved=$MAX_REQUESTS
-    MAX_REQUESTS=$n
-    load "pool of $n" "$server_url" 120 pool "$file"
-    MAX_REQUESTS=$saved
-    check "pool of $n" 200 1
-    [ "$(wc -l <"$file")" -ge "$n" ] || die "pool: $(wc -l <"$file") codes of $n"
+    local file=$1 n=$2 wrk_pid i
+    : >"$file"
+    timeout 200 "${client_pin[@]}" wrk -t1 -c"$CONNECTIONS" -d180s --timeout 2s \
+        -s "$here/load.lua" "$server_url" -- pool "$n" "$file" >"$work/pool.out" 2>&1 &
+    wrk_pid=$!
+    pids+=("$wrk_pid")
+    for i in $(seq 1800); do
+        [ "$(wc -l <"$file")" -ge "$n" ] && break
+        kill -0 "$wrk_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$wrk_pid" 2>/dev/null || true
+    wait "$wrk_pid" 2>/dev/null || true
+    [ "$(wc -l <"$file")" -ge "$n" ] ||
+        { cat "$work/pool.out" >&2; die "pool: $(wc -l <"$file") codes of $n"; }
 }
 make_pool "$work/pending-pool" "$pool"
 make_pool "$work/slow-pool" "$SLOW_POOL"
