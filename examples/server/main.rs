@@ -85,6 +85,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+// A server answering a poll allocates and frees the same few small objects
+// over and over; mimalloc's per-thread free lists serve that better than
+// glibc's malloc (see the README's HTTP numbers: 0.57 → 0.75 of the ceiling
+// for pending polls, 0.51 → 0.79 for device authorizations).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
