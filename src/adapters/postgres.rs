@@ -529,9 +529,7 @@ impl AttemptLimiter for PostgresLimiter {
         now: OffsetDateTime,
     ) -> Result<Admission, BackendError> {
         if budget.attempts == 0 {
-            return Ok(Admission::Exhausted {
-                retry_after: budget.retry_after(now),
-            });
+            return Ok(Admission::spent(false, budget, now));
         }
         let hash = limiter_key_hash(key);
         let attempts = i32::try_from(budget.attempts).unwrap_or(i32::MAX);
@@ -541,13 +539,7 @@ impl AttemptLimiter for PostgresLimiter {
                 &[&&hash[..], &budget.window_start(now), &attempts],
             )
             .await?;
-        Ok(if spent == 1 {
-            Admission::Admitted
-        } else {
-            Admission::Exhausted {
-                retry_after: budget.retry_after(now),
-            }
-        })
+        Ok(Admission::spent(spent == 1, budget, now))
     }
 
     async fn refund(

@@ -444,13 +444,7 @@ impl AttemptLimiter for RedisLimiter {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend_error)?;
-        Ok(if admitted == 1 {
-            Admission::Admitted
-        } else {
-            Admission::Exhausted {
-                retry_after: budget.retry_after(now),
-            }
-        })
+        Ok(Admission::spent(admitted == 1, budget, now))
     }
 
     async fn refund(

@@ -129,6 +129,20 @@ pub enum Admission {
     },
 }
 
+impl Admission {
+    /// `Admitted` when an attempt was spent, else `Exhausted` until the window
+    /// holding `now` ends: how every limiter turns its count into an answer.
+    pub fn spent(spent: bool, budget: &Budget, now: OffsetDateTime) -> Self {
+        if spent {
+            Self::Admitted
+        } else {
+            Self::Exhausted {
+                retry_after: budget.retry_after(now),
+            }
+        }
+    }
+}
+
 /// Counts attempts per key in fixed windows.
 ///
 /// # Contract

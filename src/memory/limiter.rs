@@ -44,9 +44,7 @@ impl AttemptLimiter for MemoryLimiter {
             *entry = (window, 0);
         }
         if entry.1 >= budget.attempts {
-            return Ok(Admission::Exhausted {
-                retry_after: budget.retry_after(now),
-            });
+            return Ok(Admission::spent(false, budget, now));
         }
         entry.1 += 1;
         Ok(Admission::Admitted)
