@@ -15,14 +15,16 @@ pub enum ConfigError {
     /// loopback hosts only, for development), or has a fragment.
     #[error("verification_uri must be an absolute https URL without fragment: {0}")]
     VerificationUri(String),
-    /// The lifetime is outside 30 s ..= 1 h, or not longer than the interval.
+    /// The lifetime is outside 30 s ..= 1 h, or not longer than the interval
+    /// (from 1 s, at any interval, under
+    /// [`ConfigBuilder::danger_allow_short_lifetimes_for_tests`]).
     #[error("the code lifetime must be within 30 s and 1 h and longer than the interval")]
     Lifetime,
     /// The interval is above the polling cap.
     #[error("the interval must not exceed the maximum interval")]
     Interval,
-    /// The leeway is negative.
-    #[error("the polling leeway must not be negative")]
+    /// The leeway is negative, or the redeem lease under one second.
+    #[error("the polling leeway must not be negative, nor the redeem lease under 1 s")]
     Leeway,
     /// A budget allows no attempt or has a window under one second.
     #[error("every budget needs at least one attempt and a window of at least 1 s")]
@@ -71,6 +73,7 @@ impl Config {
             limits: Limits::default(),
             retention: Duration::seconds(600),
             user_code_tries: 8,
+            short_lifetimes: false,
         }
     }
 
@@ -114,9 +117,20 @@ pub struct ConfigBuilder {
     limits: Limits,
     retention: Duration,
     user_code_tries: u32,
+    short_lifetimes: bool,
 }
 
 impl ConfigBuilder {
+    /// **For tests only.** Accepts code lifetimes from 1 s (instead of 30 s),
+    /// whatever the interval, so that a black-box test of a server can watch
+    /// codes expire in seconds. A production server must not call this: a code
+    /// that expires before a person can type it, or before the device's first
+    /// poll, makes the grant unusable.
+    pub fn danger_allow_short_lifetimes_for_tests(mut self) -> Self {
+        self.short_lifetimes = true;
+        self
+    }
+
     /// How long codes live (`expires_in`). Default 600 s; 30 s ..= 1 h.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
@@ -182,16 +196,18 @@ impl ConfigBuilder {
         if !scheme_ok || uri.fragment().is_some() || uri.host().is_none() {
             return Err(ConfigError::VerificationUri(self.verification_uri));
         }
-        if self.lifetime < Duration::seconds(30)
-            || self.lifetime > Duration::hours(1)
-            || self.lifetime <= self.interval.duration()
-        {
+        let lifetime_ok = if self.short_lifetimes {
+            self.lifetime >= Duration::seconds(1)
+        } else {
+            self.lifetime >= Duration::seconds(30) && self.lifetime > self.interval.duration()
+        };
+        if !lifetime_ok || self.lifetime > Duration::hours(1) {
             return Err(ConfigError::Lifetime);
         }
         if self.interval > self.polling.max_interval {
             return Err(ConfigError::Interval);
         }
-        if self.polling.leeway.is_negative() {
+        if self.polling.leeway.is_negative() || self.polling.redeem_lease < Duration::seconds(1) {
             return Err(ConfigError::Leeway);
         }
         if !self.budgets.is_valid() {
@@ -263,6 +279,24 @@ mod tests {
             ok().lifetime(Duration::hours(2)).build().err(),
             Some(ConfigError::Lifetime)
         );
+        // Short lifetimes only when asked for by name, and never under 1 s.
+        let short = ok()
+            .danger_allow_short_lifetimes_for_tests()
+            .lifetime(Duration::seconds(1))
+            .build()
+            .unwrap();
+        assert_eq!(short.lifetime(), Duration::seconds(1));
+        assert_eq!(
+            ok().danger_allow_short_lifetimes_for_tests()
+                .lifetime(Duration::milliseconds(999))
+                .build()
+                .err(),
+            Some(ConfigError::Lifetime)
+        );
+        assert_eq!(
+            ok().lifetime(Duration::seconds(29)).build().err(),
+            Some(ConfigError::Lifetime)
+        );
         assert_eq!(
             ok().interval(Interval::from_secs(61).unwrap())
                 .build()
@@ -271,6 +305,11 @@ mod tests {
         );
         let rules = PollingRules {
             leeway: Duration::seconds(-1),
+            ..PollingRules::default()
+        };
+        assert_eq!(ok().polling(rules).build().err(), Some(ConfigError::Leeway));
+        let rules = PollingRules {
+            redeem_lease: Duration::ZERO,
             ..PollingRules::default()
         };
         assert_eq!(ok().polling(rules).build().err(), Some(ConfigError::Leeway));

@@ -79,6 +79,8 @@ where
 {
     limiter_spends_and_refunds(factory().await).await;
     limiter_windows_and_keys_are_separate(factory().await).await;
+    limiter_budgets_are_counted_apart(factory().await).await;
+    limiter_purge_keeps_live_counters(factory().await).await;
     racing_attempts_never_overspend(factory().await).await;
 }
 
@@ -662,6 +664,7 @@ pub async fn polls_racing_approval_lose_nothing(store: Arc<dyn Store>) {
     let rules = PollingRules {
         leeway: Duration::ZERO,
         max_interval: Interval::from_secs(2).unwrap(),
+        ..PollingRules::default()
     };
     let mut record = pending_record(base);
     record.interval = Interval::from_secs(1).unwrap();
@@ -893,5 +896,128 @@ pub async fn racing_attempts_never_overspend(limiter: Arc<dyn AttemptLimiter>) {
         budget().attempts as usize,
         "{RACERS} racing attempts on a budget of {} must admit exactly that many",
         budget().attempts
+    );
+}
+
+/// Budgets of different windows, interleaved on shared and separate keys over
+/// more than 10,000 operations with windows rolling over and refunds landing in
+/// past windows, each answer checked against an exact model: a counter is one
+/// key and one window length, whatever the other budgets do (a host may count
+/// one key under several budgets, such as 5 a minute and 50 an hour).
+pub async fn limiter_budgets_are_counted_apart(limiter: Arc<dyn AttemptLimiter>) {
+    const OPS: u64 = 12_000;
+    let budgets = [
+        Budget {
+            attempts: 7,
+            window: Duration::seconds(60),
+        },
+        Budget {
+            attempts: 20,
+            window: Duration::seconds(300),
+        },
+        Budget {
+            attempts: 40,
+            window: Duration::seconds(600),
+        },
+    ];
+    // Keys 0 to 2 each count under one budget only; keys 3 to 5 under all three.
+    let keys: Vec<LimiterKey> = (0..6).map(|_| limiter_key()).collect();
+    // Start just after a 600 s boundary (which is also a 60 s and 300 s one), so
+    // that the run crosses every window's roll-over at least once.
+    let start = budgets[2].window_start(base_time()) + budgets[2].window + Duration::seconds(1);
+    let mut model: std::collections::HashMap<(usize, usize, OffsetDateTime), u32> =
+        std::collections::HashMap::new();
+    let mut history: Vec<(usize, usize, OffsetDateTime)> = Vec::new();
+    // A fixed xorshift sequence: the same run every time, on every backend.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for step in 0..OPS {
+        // 12,000 operations over about 1,300 s: every window rolls over.
+        let now = start + Duration::milliseconds((step * 109) as i64);
+        let k = (next() % 6) as usize;
+        let b = if k < 3 { k } else { (next() % 3) as usize };
+        let budget = &budgets[b];
+        let roll = next() % 10;
+        if roll < 2 && !history.is_empty() {
+            // A refund for an earlier attempt, possibly from a window that has
+            // since rolled over: it may only ever credit that window.
+            let (k, b, then) = history[(next() % history.len() as u64) as usize];
+            limiter
+                .refund(&keys[k], &budgets[b], then)
+                .await
+                .unwrap_or_else(|e| panic!("refund failed: {e}"));
+            let count = model
+                .entry((k, b, budgets[b].window_start(then)))
+                .or_default();
+            *count = count.saturating_sub(1);
+            continue;
+        }
+        let got = limiter
+            .acquire(&keys[k], budget, now)
+            .await
+            .unwrap_or_else(|e| panic!("acquire failed: {e}"));
+        let count = model.entry((k, b, budget.window_start(now))).or_default();
+        let want = Admission::spent(*count < budget.attempts, budget, now);
+        if want == Admission::Admitted {
+            *count += 1;
+            history.push((k, b, now));
+            if history.len() > 64 {
+                history.remove(0);
+            }
+        }
+        assert_eq!(
+            got,
+            want,
+            "operation {step}: key {k} under a budget of {} per {} s had {} spent in its \
+             window; the limiter answered {got:?}, the contract says {want:?}",
+            budget.attempts,
+            budget.window.whole_seconds(),
+            if want == Admission::Admitted { *count - 1 } else { *count },
+        );
+    }
+}
+
+/// A purge deletes only counters whose own window has ended: a long budget's
+/// live counter survives a purge run after a short budget's window ended.
+pub async fn limiter_purge_keeps_live_counters(limiter: Arc<dyn AttemptLimiter>) {
+    let short = Budget {
+        attempts: 3,
+        window: Duration::seconds(60),
+    };
+    let long = Budget {
+        attempts: 3,
+        window: Duration::seconds(3600),
+    };
+    let now = long.window_start(base_time()) + long.window + Duration::seconds(1);
+    let (a, b) = (limiter_key(), limiter_key());
+    for _ in 0..3 {
+        for (key, budget) in [(&a, &short), (&b, &long)] {
+            assert_eq!(
+                limiter.acquire(key, budget, now).await.unwrap(),
+                Admission::Admitted
+            );
+        }
+    }
+    let later = short.window_start(now) + short.window + Duration::seconds(1);
+    limiter
+        .purge_expired(later)
+        .await
+        .unwrap_or_else(|e| panic!("purge_expired failed: {e}"));
+    assert!(
+        matches!(
+            limiter.acquire(&b, &long, later).await.unwrap(),
+            Admission::Exhausted { .. }
+        ),
+        "a purge after a 60 s window ended must keep a live 3600 s window's spent counter"
+    );
+    assert_eq!(
+        limiter.acquire(&a, &short, later).await.unwrap(),
+        Admission::Admitted,
+        "a new 60 s window starts from a full budget"
     );
 }

@@ -70,10 +70,16 @@ impl DeviceGrant {
         &self.inner.config
     }
 
-    /// Deletes records past their retention. The memory store also does this on
-    /// its own; shared stores need the host to call it now and then (any instance).
-    pub async fn purge_expired(&self) -> Result<u64, BackendError> {
-        self.inner.store.purge_expired(self.now()).await
+    /// Deletes records past their retention and limiter counters whose window
+    /// has ended. The memory store and limiter also do this on their own;
+    /// shared ones need the host to call it now and then (any one instance,
+    /// every minute, say).
+    pub async fn purge_expired(&self) -> Result<Purged, BackendError> {
+        let now = self.now();
+        Ok(Purged {
+            records: self.inner.store.purge_expired(now).await?,
+            counters: self.inner.limiter.purge_expired(now).await?,
+        })
     }
 
     pub(crate) fn now(&self) -> OffsetDateTime {
@@ -83,6 +89,16 @@ impl DeviceGrant {
     pub(crate) fn emit(&self, event: Event) {
         self.inner.events.record(&event);
     }
+}
+
+/// What [`DeviceGrant::purge_expired`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Device authorizations past their retention.
+    pub records: u64,
+    /// Limiter counters of ended windows (0 for limiters whose counters expire
+    /// on their own).
+    pub counters: u64,
 }
 
 /// Builds a [`DeviceGrant`].

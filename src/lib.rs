@@ -6,8 +6,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use device_grant::{
-//!     ApprovedGrant, AuthMethod, BackendError, Client, Config, DeviceGrant, EndpointRequest,
-//!     LimiterKey, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer, TokenResponse,
+//!     ApprovedGrant, AuthMethod, BackendError, Client, CodeEntry, Config, DeviceGrant,
+//!     EndpointRequest, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer, TokenResponse,
 //!     ToHttp, UserCodeKey,
 //! };
 //!
@@ -46,7 +46,8 @@
 //! assert_eq!(pending.to_http().status, 400); // {"error":"authorization_pending",…}
 //!
 //! // …while the person types the code on their phone and approves…
-//! let found = grant.verify(codes.user_code.display(), &LimiterKey::new("session-1")).await.unwrap();
+//! let person = CodeEntry::from_address("198.51.100.7".parse().unwrap());
+//! let found = grant.verify(codes.user_code.display(), &person).await.unwrap();
 //! grant.approve(&found.ticket, Subject::new("alice"), found.request.scopes.clone(), None).await.unwrap();
 //!
 //! // …and the next poll gets the tokens, exactly once.
@@ -104,10 +105,10 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use endpoint::device_authorization::DeviceAuthorizationResponse;
 pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
 pub use endpoint::verification::{
-    Assessment, PendingRequest, VerificationError, VerificationTicket,
+    Assessment, CodeEntry, PendingRequest, VerificationError, VerificationTicket,
 };
 pub use endpoint::{EndpointRequest, ToHttp};
-pub use grant::{DeviceGrant, DeviceGrantBuilder};
+pub use grant::{DeviceGrant, DeviceGrantBuilder, Purged};
 pub use host::clients::{ClientRegistry, StaticClients};
 pub use host::clock::{Clock, ManualClock, SystemClock};
 pub use host::consent::{AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy};
@@ -115,7 +116,9 @@ pub use host::consent::{AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals
 pub use host::events::TracingEvents;
 pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
 pub use host::issuer::{ApprovedGrant, Token, TokenIssuer, TokenResponse};
-pub use host::limiter::{Admission, AttemptLimiter, Budget, Budgets, LimiterKey};
+pub use host::limiter::{
+    Admission, AttemptLimiter, Budget, BudgetKind, Budgets, KeyDigest, LimiterKey,
+};
 pub use host::store::{Inserted, Store};
 pub use memory::{MemoryLimiter, MemoryStore};
 pub use metadata::Metadata;

@@ -78,8 +78,13 @@ pub(crate) fn decode(json: &str) -> Result<DeviceAuthorization, BackendError> {
 
 /// Limiter keys may be personal data (an IP address, an account): backends
 /// see only their SHA-256.
-pub(crate) fn limiter_key_hash(key: &crate::LimiterKey) -> [u8; 32] {
-    sha2::Sha256::digest(key.as_str().as_bytes()).into()
+pub(crate) fn limiter_key_hash(key: &crate::LimiterKey, budget: &crate::Budget) -> [u8; 32] {
+    // A counter is one key under one window length: the same key counted under
+    // a 1-minute and a 1-hour budget are two counters.
+    let mut h = sha2::Sha256::new();
+    h.update(budget.window.whole_seconds().to_be_bytes());
+    h.update(key.as_str().as_bytes());
+    h.finalize().into()
 }
 
 /// Microseconds since the epoch: exact in a Lua number (a double) and in a

@@ -45,7 +45,10 @@ use crate::protocol::error::BackendError;
 use crate::protocol::user_code::UserCodeHash;
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_device_grant.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_device_grant.sql")),
+    (2, include_str!("../../migrations/0002_limiter_windows.sql")),
+];
 
 /// Rows one purge statement deletes.
 const PURGE_BATCH: i64 = 1000;
@@ -459,9 +462,11 @@ impl LimiterSql {
             // instance whose clock lags a window behind is refused rather than
             // allowed to reset the newer window's count.
             acquire: format!(
-                "INSERT INTO {t} AS a (key_hash, window_start, spent) VALUES ($1, $2, 1)
+                "INSERT INTO {t} AS a (key_hash, window_start, window_end, spent)
+                 VALUES ($1, $2, $4, 1)
                  ON CONFLICT (key_hash) DO UPDATE SET
                      window_start = EXCLUDED.window_start,
+                     window_end = EXCLUDED.window_end,
                      spent = CASE WHEN a.window_start = EXCLUDED.window_start
                                   THEN a.spent + 1 ELSE 1 END
                  WHERE a.window_start < EXCLUDED.window_start
@@ -472,7 +477,7 @@ impl LimiterSql {
                 "UPDATE {t} SET spent = spent - 1
                  WHERE key_hash = $1 AND window_start = $2 AND spent > 0"
             ),
-            purge: format!("DELETE FROM {t} WHERE window_start < $1"),
+            purge: format!("DELETE FROM {t} WHERE window_end <= $1"),
         }
     }
 }
@@ -497,12 +502,6 @@ impl std::fmt::Debug for PostgresLimiter {
 }
 
 impl PostgresLimiter {
-    /// Deletes counters of windows that started before `before` (e.g. an hour
-    /// ago); returns how many. Schedule it with the store's purge.
-    pub async fn purge(&self, before: OffsetDateTime) -> Result<u64, BackendError> {
-        self.execute(&self.sql.purge, &[&before]).await
-    }
-
     async fn execute(
         &self,
         sql: &str,
@@ -531,12 +530,13 @@ impl AttemptLimiter for PostgresLimiter {
         if budget.attempts == 0 {
             return Ok(Admission::spent(false, budget, now));
         }
-        let hash = limiter_key_hash(key);
+        let hash = limiter_key_hash(key, budget);
         let attempts = i32::try_from(budget.attempts).unwrap_or(i32::MAX);
+        let start = budget.window_start(now);
         let spent = self
             .execute(
                 &self.sql.acquire,
-                &[&&hash[..], &budget.window_start(now), &attempts],
+                &[&&hash[..], &start, &attempts, &(start + budget.window)],
             )
             .await?;
         Ok(Admission::spent(spent == 1, budget, now))
@@ -548,9 +548,13 @@ impl AttemptLimiter for PostgresLimiter {
         budget: &Budget,
         now: OffsetDateTime,
     ) -> Result<(), BackendError> {
-        let hash = limiter_key_hash(key);
+        let hash = limiter_key_hash(key, budget);
         self.execute(&self.sql.refund, &[&&hash[..], &budget.window_start(now)])
             .await
             .map(drop)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
+        self.execute(&self.sql.purge, &[&now]).await
     }
 }

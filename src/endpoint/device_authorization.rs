@@ -4,6 +4,7 @@ use crate::endpoint::budgets::Layer;
 use crate::endpoint::{EndpointRequest, ToHttp};
 use crate::grant::DeviceGrant;
 use crate::host::events::Event;
+use crate::host::limiter::BudgetKind;
 use crate::host::store::Inserted;
 use crate::protocol::authorization::{
     AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails,
@@ -94,23 +95,13 @@ impl DeviceGrant {
         let scopes = self.requested_scopes(&client, form.get("scope")?)?;
         let config = &self.inner.config;
         let now = self.now();
-        let budgets = &config.budgets;
-        let mut layers = Vec::with_capacity(3);
-        if let (Some(ip), Some(budget)) = (context.ip, budgets.authorizations_per_source) {
-            layers.push(Layer::source(ip, budget));
-        }
-        layers.extend(
-            budgets
-                .authorizations_per_client
-                .map(|b| Layer::client(&client.id, b)),
-        );
-        layers.extend(
-            budgets
-                .pending_per_client
-                .map(|n| Layer::pending(&client.id, n, config.lifetime)),
-        );
-        if let Err(retry_after) = self.spend(&layers, now).await? {
-            return Err(OAuthError::RateLimited { retry_after });
+        let layers = self.authorization_layers(&client, &context);
+        if let Err(refused) = self.spend(&layers, now).await? {
+            let retry_after = refused.retry_after;
+            return Err(match refused.kind {
+                BudgetKind::PendingTotal => OAuthError::Overloaded { retry_after },
+                _ => OAuthError::RateLimited { retry_after },
+            });
         }
         let interval = client.interval.unwrap_or(config.interval);
         let device_code = DeviceCode::generate();
@@ -137,8 +128,15 @@ impl DeviceGrant {
                 user_code = policy.generate();
                 record.user_code_hash = config.user_code_key.hash(&user_code);
             }
-            if self.inner.store.insert(&record, now).await? == Inserted::UserCodeTaken {
-                continue;
+            match self.inner.store.insert(&record, now).await {
+                Ok(Inserted::UserCodeTaken) => continue,
+                Ok(Inserted::Stored) => {}
+                Err(e) => {
+                    // Nothing was stored (or, after a timeout, a record no one
+                    // holds the device code of): the budgets are given back.
+                    self.refund(&layers, now).await;
+                    return Err(e.into());
+                }
             }
             self.emit(Event::Created {
                 id,
@@ -156,8 +154,43 @@ impl DeviceGrant {
                 interval,
             });
         }
-        self.refund(&layers, now).await?;
+        self.refund(&layers, now).await;
         Err(OAuthError::UserCodesExhausted)
+    }
+
+    /// The budgets a device authorization spends: its source network (and IPv6
+    /// /48), the client's budgets when the client is confidential (a public
+    /// client's id is everyone's to name), and the deployment's ceiling.
+    fn authorization_layers(&self, client: &Client, context: &RequestContext) -> Vec<Layer> {
+        let config = &self.inner.config;
+        let budgets = &config.budgets;
+        let mut layers = Vec::with_capacity(4);
+        if let Some(ip) = context.ip {
+            layers.extend(budgets.authorizations_per_source.map(|b| Layer::source(ip, b)));
+            layers.extend(
+                budgets
+                    .authorizations_per_wide_source
+                    .and_then(|b| Layer::wide_source(ip, b)),
+            );
+        }
+        if !client.is_public() {
+            layers.extend(
+                budgets
+                    .authorizations_per_client
+                    .map(|b| Layer::client(&client.id, b)),
+            );
+            layers.extend(
+                budgets
+                    .pending_per_client
+                    .map(|n| Layer::pending(&client.id, n, config.lifetime)),
+            );
+        }
+        layers.extend(
+            budgets
+                .pending_total
+                .map(|n| Layer::pending_total(n, config.lifetime)),
+        );
+        layers
     }
 
     fn requested_scopes(

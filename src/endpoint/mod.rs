@@ -1,6 +1,7 @@
 //! The endpoints: each orchestrates the pure core and the host's traits.
 
 mod budgets;
+mod commit;
 pub mod device_authorization;
 pub mod token;
 pub mod verification;

@@ -1,10 +1,14 @@
 //! The token endpoint's device code grant (RFC 8628 §3.4, §3.5).
 
+use std::sync::Arc;
+
+use crate::endpoint::commit::Commit;
 use crate::endpoint::{EndpointRequest, ToHttp};
 use crate::grant::DeviceGrant;
 use crate::host::events::Event;
 use crate::host::issuer::{ApprovedGrant, TokenResponse};
-use crate::protocol::authorization::PollOutcome;
+use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome};
+use crate::protocol::client::Client;
 use crate::protocol::device_code;
 use crate::protocol::error::OAuthError;
 use crate::protocol::response::HttpResponse;
@@ -26,9 +30,14 @@ impl DeviceGrant {
     /// Serves a token request whose `grant_type` is [`DEVICE_CODE_GRANT_TYPE`]
     /// (any other is `unsupported_grant_type`).
     ///
-    /// A pending poll answers `authorization_pending` or `slow_down`; an approved
-    /// one is marked redeemed (a compare-and-set, so exactly one of any number of
-    /// racing polls wins) and then the host's issuer mints the tokens.
+    /// A pending poll answers `authorization_pending` or `slow_down`. An
+    /// approved one takes the approval (a compare-and-set to `Redeeming`, so
+    /// exactly one of any number of racing polls wins), has the host's issuer
+    /// mint the tokens, and marks the code redeemed. If the issuer fails, the
+    /// approval is freed and the client gets `temporarily_unavailable` or
+    /// `server_error`: its next poll gets the tokens. If this request is
+    /// abandoned while the issuer runs, the approval is freed when its lease
+    /// ([`PollingRules::redeem_lease`](crate::PollingRules::redeem_lease)) ends.
     pub async fn token(&self, request: EndpointRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let form = request.parse(self)?;
         if form.require("grant_type")? != DEVICE_CODE_GRANT_TYPE {
@@ -49,55 +58,108 @@ impl DeviceGrant {
                 return Err(OAuthError::InvalidGrant);
             }
             let poll = record.poll(self.now(), &self.inner.config.polling);
-            if let Some(next) = &poll.next {
-                if !store.compare_and_set(record.version, next).await? {
-                    continue;
-                }
-            }
             let id = record.id;
             // Cloned only for the outcomes that emit an event: a pending poll, the
             // most common request of all, has no use for it.
             let client_id = || record.request.client_id.clone();
             return match poll.outcome {
-                PollOutcome::Pending => Err(OAuthError::AuthorizationPending),
-                PollOutcome::SlowDown(interval) => {
-                    self.emit(Event::SlowDown {
-                        id,
-                        client_id: client_id(),
-                        interval,
-                    });
-                    Err(OAuthError::SlowDown)
-                }
-                PollOutcome::Denied => Err(OAuthError::AccessDenied),
-                PollOutcome::Expired => Err(OAuthError::ExpiredToken),
-                PollOutcome::Replay => {
-                    self.emit(Event::Replay {
-                        id,
-                        client_id: client_id(),
-                    });
-                    Err(OAuthError::InvalidGrant)
-                }
                 PollOutcome::Redeem(approval) => {
-                    let grant = ApprovedGrant {
-                        id,
-                        client,
-                        request: record.request.clone(),
-                        approval,
+                    let Some(taken) = poll.next else {
+                        return Err(OAuthError::Contended);
                     };
-                    let mut response = self.inner.issuer.issue(&grant).await?;
-                    // RFC 6749 §5.1: `scope` is required when it differs from the request.
-                    if response.scope.is_none() && grant.approval.scopes != grant.request.scopes {
-                        response.scope = Some(grant.approval.scopes.clone());
+                    let lease = taken.status.clone();
+                    match self
+                        .commit(record.version, &taken, |s| s.status == lease)
+                        .await
+                    {
+                        Commit::Done => {}
+                        Commit::Lost => continue,
+                        // Not knowing whether the approval was taken, take no
+                        // tokens: if it was, the lease ends and frees it.
+                        Commit::Unknown(e) => return Err(e.into()),
                     }
-                    self.emit(Event::Redeemed {
-                        id,
-                        client_id: client_id(),
-                        subject: grant.approval.subject.clone(),
-                    });
-                    Ok(response)
+                    self.redeem(client, taken, approval).await
+                }
+                outcome => {
+                    if let Some(next) = &poll.next {
+                        if !store.compare_and_set(record.version, next).await? {
+                            continue;
+                        }
+                    }
+                    match outcome {
+                        PollOutcome::SlowDown(interval) => {
+                            self.emit(Event::SlowDown {
+                                id,
+                                client_id: client_id(),
+                                interval,
+                            });
+                            Err(OAuthError::SlowDown)
+                        }
+                        PollOutcome::Denied => Err(OAuthError::AccessDenied),
+                        PollOutcome::Expired => Err(OAuthError::ExpiredToken),
+                        PollOutcome::Replay => {
+                            self.emit(Event::Replay {
+                                id,
+                                client_id: client_id(),
+                            });
+                            Err(OAuthError::InvalidGrant)
+                        }
+                        _ => Err(OAuthError::AuthorizationPending),
+                    }
                 }
             };
         }
         Err(OAuthError::Contended)
+    }
+
+    /// Mints the tokens of an approval this poll has taken (`taken` is the
+    /// stored `Redeeming` record), then marks it redeemed.
+    async fn redeem(
+        &self,
+        client: Arc<Client>,
+        taken: DeviceAuthorization,
+        approval: Arc<Approval>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant = ApprovedGrant {
+            id: taken.id,
+            client,
+            request: taken.request.clone(),
+            approval,
+        };
+        let mut response = match self.inner.issuer.issue(&grant).await {
+            Ok(response) => response,
+            Err(e) => {
+                // The issuer minted nothing (its contract): free the approval so
+                // that the device's next poll gets tokens. Best effort: if this
+                // write fails, the lease ends and frees it.
+                if let Ok(released) = taken.release_redemption() {
+                    let approval = released.status.clone();
+                    let _ = self
+                        .commit(taken.version, &released, |s| s.status == approval)
+                        .await;
+                }
+                return Err(e.into());
+            }
+        };
+        // The tokens exist: they are delivered whatever this write says. If it
+        // did not land (the store failed, or the lease ran out and another poll
+        // took the approval), the issuer sees the same grant id again, which its
+        // contract makes safe.
+        if let Ok(done) = taken.redeemed(self.now()) {
+            let status = done.status.clone();
+            let _ = self
+                .commit(taken.version, &done, |s| s.status == status)
+                .await;
+        }
+        // RFC 6749 §5.1: `scope` is required when it differs from the request.
+        if response.scope.is_none() && grant.approval.scopes != grant.request.scopes {
+            response.scope = Some(grant.approval.scopes.clone());
+        }
+        self.emit(Event::Redeemed {
+            id: grant.id,
+            client_id: grant.client.id.clone(),
+            subject: grant.approval.subject.clone(),
+        });
+        Ok(response)
     }
 }

@@ -9,16 +9,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime};
 
 use crate::endpoint::budgets::Layer;
+use crate::endpoint::commit::Commit;
 use crate::grant::DeviceGrant;
 use crate::host::consent::{ConsentDecision, ConsentSignals};
 use crate::host::events::Event;
-use crate::host::limiter::LimiterKey;
+use crate::host::limiter::{BudgetKind, LimiterKey};
 use crate::protocol::authorization::{
-    Approval, AuthorizationId, DeviceAuthorization, RequestDetails, Subject, TransitionError,
+    Approval, AuthorizationId, DeviceAuthorization, RequestDetails, Status, Subject,
+    TransitionError,
 };
 use crate::protocol::client::Client;
 use crate::protocol::error::BackendError;
-use crate::protocol::proximity::proximity;
+use crate::protocol::proximity::{proximity, source_network};
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::{UserCodeError, UserCodeHash};
 
@@ -34,21 +36,40 @@ pub enum VerificationError {
     /// No pending request has this code: wrong, expired, or already acted upon.
     #[error("no pending request has this code")]
     NotFound,
-    /// The limiter key has no attempts left.
+    /// The person's key (or account) has no attempts left. Nothing was looked up.
     #[error("too many wrong codes; try again in {} s", retry_after.whole_seconds())]
     TooManyAttempts {
         /// When the next window starts.
         retry_after: Duration,
     },
+    /// Code entry is in its signed-in mode: the deployment-wide budget of wrong
+    /// codes typed without signing in
+    /// ([`Budgets::wrong_codes_anonymous`](crate::Budgets::wrong_codes_anonymous))
+    /// is spent, so until the window ends only a signed-in person
+    /// ([`CodeEntry::signed_in`]) may enter a code. Ask the person to sign in
+    /// and submit the code again. Nothing was looked up or spent.
+    #[error("sign in to enter a code (for the next {} s)", retry_after.whole_seconds())]
+    SignInRequired {
+        /// When the anonymous budget's window ends.
+        retry_after: Duration,
+    },
     /// The approval grants a scope the device did not request.
     #[error("the approval grants a scope that was not requested")]
     ScopeNotRequested,
-    /// The request changed under every compare-and-set round; try again.
+    /// The request changed under every compare-and-set round; nothing was
+    /// changed. Try again.
     #[error("the request is contended; try again")]
     Contended,
-    /// A host backend failed.
+    /// A host backend failed before the operation's commit point: nothing was
+    /// changed, and no attempt was charged.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The store failed while saving the decision and could not be read back:
+    /// the decision may or may not have been saved. Tell the person so; the
+    /// device's next poll shows which (tokens or `access_denied` if it was,
+    /// `authorization_pending` if not).
+    #[error("the decision may not have been saved: {0}")]
+    Unsettled(#[source] BackendError),
 }
 
 /// A handle on one pending request for the approve/deny step: the request's id
@@ -103,6 +124,60 @@ pub struct Assessment {
     pub decision: ConsentDecision,
 }
 
+/// Who is typing a user code: what their wrong codes are counted against
+/// ([`Budgets`](crate::Budgets)). `Debug` redacts the keys.
+///
+/// Build it from the person's address ([`CodeEntry::from_address`]: the IPv4
+/// address or IPv6 /64, so that one subscriber's addresses share a budget) or a
+/// key of the host's ([`CodeEntry::from_key`]), and say who is signed in
+/// ([`CodeEntry::signed_in`]): a signed-in person's wrong codes count against
+/// their account too, and only they may enter codes while the deployment-wide
+/// anonymous budget is spent.
+#[derive(Clone)]
+pub struct CodeEntry {
+    key: LimiterKey,
+    account: Option<LimiterKey>,
+}
+
+impl CodeEntry {
+    /// Counted under the person's source network: an IPv4 address, or an IPv6
+    /// /64 (never the full IPv6 address, of which a subscriber has 2⁶⁴).
+    pub fn from_address(ip: IpAddr) -> Self {
+        Self::from_key(LimiterKey::new(format!(
+            "device-grant:entry:{}",
+            source_network(ip)
+        )))
+    }
+
+    /// Counted under a key of the host's choosing (a session, a device
+    /// fingerprint). Choose one an attacker cannot mint at will.
+    pub fn from_key(key: LimiterKey) -> Self {
+        Self { key, account: None }
+    }
+
+    /// The person is signed in as `subject`.
+    pub fn signed_in(mut self, subject: &Subject) -> Self {
+        self.account = Some(LimiterKey::new(format!(
+            "device-grant:account:{}",
+            subject.as_str()
+        )));
+        self
+    }
+
+    /// Whether a signed-in account was given.
+    pub fn is_signed_in(&self) -> bool {
+        self.account.is_some()
+    }
+}
+
+impl std::fmt::Debug for CodeEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeEntry")
+            .field("signed_in", &self.is_signed_in())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A pending request as the consent page shows it.
 #[derive(Debug, Clone)]
 pub struct PendingRequest {
@@ -120,37 +195,58 @@ impl DeviceGrant {
     /// Finds the live pending request for what a person typed.
     ///
     /// Input that cannot be a code is refused at once and costs nothing. A
-    /// well-formed code spends one attempt of `key`'s budget and of the
-    /// deployment-wide budget before the look-up, refunded when the code is right,
-    /// so that only wrong codes count; when a budget is spent the answer is
-    /// [`VerificationError::TooManyAttempts`] without a look-up.
+    /// well-formed code spends one attempt of the entry's key, of its account
+    /// when signed in, and, when not signed in, of the deployment-wide
+    /// anonymous budget, before the look-up. A right code gives them back, and
+    /// so does a backend failure: only wrong codes count.
+    ///
+    /// - A spent key or account budget: [`VerificationError::TooManyAttempts`].
+    /// - A spent anonymous budget, for someone not signed in:
+    ///   [`VerificationError::SignInRequired`]. Signed-in people go on.
     pub async fn verify(
         &self,
         typed: &str,
-        key: &LimiterKey,
+        entry: &CodeEntry,
     ) -> Result<PendingRequest, VerificationError> {
         let config = &self.inner.config;
         let code = config.user_code_policy.normalize(typed)?;
         let now = self.now();
         let budgets = &config.budgets;
-        let mut layers = vec![Layer {
-            key: key.clone(),
-            budget: budgets.wrong_codes_per_key,
-        }];
-        layers.extend(budgets.wrong_codes_global.map(Layer::global_wrong_codes));
-        if let Err(retry_after) = self.spend(&layers, now).await? {
-            return Err(VerificationError::TooManyAttempts { retry_after });
+        let mut layers = Vec::with_capacity(2);
+        layers.push(Layer::new(
+            BudgetKind::WrongCodesPerKey,
+            entry.key.clone(),
+            budgets.wrong_codes_per_key,
+        ));
+        match &entry.account {
+            Some(account) => layers.push(Layer::new(
+                BudgetKind::WrongCodesPerAccount,
+                account.clone(),
+                budgets.wrong_codes_per_account,
+            )),
+            None => layers.extend(budgets.wrong_codes_anonymous.map(Layer::anonymous_wrong_codes)),
+        }
+        if let Err(refused) = self.spend(&layers, now).await? {
+            let retry_after = refused.retry_after;
+            return Err(match refused.kind {
+                BudgetKind::WrongCodesAnonymous => VerificationError::SignInRequired { retry_after },
+                _ => VerificationError::TooManyAttempts { retry_after },
+            });
         }
         let hash = config.user_code_key.hash(&code);
-        let found = self.live_by_user_code(&hash, now).await?;
-        let Some(record) = found else {
-            return Err(VerificationError::NotFound);
+        let found = match self.find(&hash, now).await {
+            Ok(found) => found,
+            Err(e) => {
+                // The look-up failed: nothing says the code was wrong.
+                self.refund(&layers, now).await;
+                return Err(e.into());
+            }
         };
-        let Some(client) = self.inner.clients.find(&record.request.client_id).await? else {
+        let Some((record, client)) = found else {
             return Err(VerificationError::NotFound);
         };
         // A right code costs nothing: only wrong codes count.
-        self.refund(&layers, now).await?;
+        self.refund(&layers, now).await;
         Ok(PendingRequest {
             ticket: VerificationTicket {
                 id: record.id,
@@ -160,6 +256,19 @@ impl DeviceGrant {
             age: now - record.request.created_at,
             request: record.request,
         })
+    }
+
+    /// The live pending record of a user code and its client's registration.
+    async fn find(
+        &self,
+        hash: &UserCodeHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<(DeviceAuthorization, Arc<Client>)>, BackendError> {
+        let Some(record) = self.live_by_user_code(hash, now).await? else {
+            return Ok(None);
+        };
+        let client = self.inner.clients.find(&record.request.client_id).await?;
+        Ok(client.map(|client| (record, client)))
     }
 
     /// The consent-time signals for a request found by [`DeviceGrant::verify`]:
@@ -181,6 +290,10 @@ impl DeviceGrant {
 
     /// Approves the request for `subject` with `scopes` (a subset of those
     /// requested) and optional host `data` handed to the token issuer.
+    ///
+    /// The compare-and-set that marks the request approved is the commit
+    /// point. `Ok` means it is approved; [`VerificationError::Unsettled`] means
+    /// the store could not say; every other error means nothing changed.
     pub async fn approve(
         &self,
         ticket: &VerificationTicket,
@@ -188,30 +301,40 @@ impl DeviceGrant {
         scopes: ScopeSet,
         data: Option<serde_json::Value>,
     ) -> Result<(), VerificationError> {
-        let approval = Approval {
+        let approval = Arc::new(Approval {
             subject,
             scopes,
             approved_at: self.now(),
             data,
-        };
+        });
         let record = self
-            .transition(ticket, |record, now| record.approve(approval.clone(), now))
+            .transition(
+                ticket,
+                |record, now| record.approve(Approval::clone(&approval), now),
+                |stored| stored.status.approval() == Some(&approval),
+            )
             .await?;
-        self.release_pending(&record).await?;
+        self.release_pending(&record).await;
         self.emit(Event::Approved {
             id: record.id,
             client_id: record.request.client_id.clone(),
-            subject: approval.subject,
+            subject: approval.subject.clone(),
         });
         Ok(())
     }
 
-    /// Denies the request.
+    /// Denies the request. The commit point and the errors are those of
+    /// [`DeviceGrant::approve`].
     pub async fn deny(&self, ticket: &VerificationTicket) -> Result<(), VerificationError> {
+        let at = self.now();
         let record = self
-            .transition(ticket, |record, now| record.deny(now))
+            .transition(
+                ticket,
+                |record, _| record.deny(at),
+                |stored| stored.status == Status::Denied { at },
+            )
             .await?;
-        self.release_pending(&record).await?;
+        self.release_pending(&record).await;
         self.emit(Event::Denied {
             id: record.id,
             client_id: record.request.client_id.clone(),
@@ -219,14 +342,23 @@ impl DeviceGrant {
         Ok(())
     }
 
-    /// Gives back the client's pending-budget unit of a request that left Pending.
-    async fn release_pending(&self, record: &DeviceAuthorization) -> Result<(), BackendError> {
+    /// Gives back the pending-budget units of a request that left Pending, in
+    /// the window it spent them in. After the commit point: best effort.
+    async fn release_pending(&self, record: &DeviceAuthorization) {
         let config = &self.inner.config;
-        if let Some(attempts) = config.budgets.pending_per_client {
-            let layer = Layer::pending(&record.request.client_id, attempts, config.lifetime);
-            self.refund(&[layer], self.now()).await?;
-        }
-        Ok(())
+        let budgets = &config.budgets;
+        let mut layers = Vec::with_capacity(2);
+        layers.extend(
+            budgets
+                .pending_per_client
+                .map(|n| Layer::pending(&record.request.client_id, n, config.lifetime)),
+        );
+        layers.extend(
+            budgets
+                .pending_total
+                .map(|n| Layer::pending_total(n, config.lifetime)),
+        );
+        self.refund(&layers, record.request.created_at).await;
     }
 
     async fn live_by_user_code(
@@ -245,6 +377,7 @@ impl DeviceGrant {
             &DeviceAuthorization,
             OffsetDateTime,
         ) -> Result<DeviceAuthorization, TransitionError>,
+        landed: impl Fn(&DeviceAuthorization) -> bool,
     ) -> Result<DeviceAuthorization, VerificationError> {
         for _ in 0..CAS_ROUNDS {
             let now = self.now();
@@ -257,13 +390,10 @@ impl DeviceGrant {
                 TransitionError::ScopeNotRequested => VerificationError::ScopeNotRequested,
                 _ => VerificationError::NotFound,
             })?;
-            if self
-                .inner
-                .store
-                .compare_and_set(record.version, &next)
-                .await?
-            {
-                return Ok(next);
+            match self.commit(record.version, &next, &landed).await {
+                Commit::Done => return Ok(next),
+                Commit::Lost => continue,
+                Commit::Unknown(e) => return Err(VerificationError::Unsettled(e)),
             }
         }
         Err(VerificationError::Contended)

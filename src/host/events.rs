@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use crate::host::limiter::LimiterKey;
+use crate::host::limiter::{BudgetKind, KeyDigest};
 use crate::protocol::authorization::{AuthorizationId, Subject};
 use crate::protocol::client::ClientId;
 use crate::protocol::polling::Interval;
@@ -60,10 +60,15 @@ pub enum Event {
         /// The client.
         client_id: ClientId,
     },
-    /// A key ran out of user-code attempts.
+    /// A budget was spent out and refused a request. Carries the budget and a
+    /// keyed digest of its key, never the key itself (an address, a session).
+    /// [`BudgetKind::WrongCodesAnonymous`] means code entry moved to the
+    /// signed-in mode until its window ends.
     LimiterTripped {
-        /// The key.
-        key: LimiterKey,
+        /// Which budget.
+        budget: BudgetKind,
+        /// The keyed digest of the key it is counted under.
+        key: KeyDigest,
     },
 }
 
@@ -115,8 +120,8 @@ impl EventSink for TracingEvents {
             Event::Replay { id, client_id } => {
                 tracing::warn!(target: "device_grant", %id, %client_id, "device code replayed")
             }
-            Event::LimiterTripped { key } => {
-                tracing::warn!(target: "device_grant", %key, "user-code attempt budget exhausted")
+            Event::LimiterTripped { budget, key } => {
+                tracing::warn!(target: "device_grant", %budget, key_digest = %key, "budget spent out")
             }
             other => tracing::info!(target: "device_grant", event = ?other, "device grant event"),
         }

@@ -4,14 +4,17 @@ use time::{Duration, OffsetDateTime};
 
 use crate::protocol::error::BackendError;
 
-/// What the attempt budget is counted against; the host chooses (a session, an
-/// IP address, an account, or several keys in turn). Not a secret, but it may be
-/// personal data: keep it coarse.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What a budget is counted against: a source network, an account, a client,
+/// the deployment, or a key the host chooses (such as a session).
+///
+/// It may be personal data (an address) or even a secret (a session id), so
+/// `Debug` redacts it and events carry only a [`KeyDigest`] of it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LimiterKey(String);
 
 impl LimiterKey {
-    /// Wraps a key.
+    /// Wraps a key. Keys beginning with `device-grant:` are the crate's own
+    /// (see [`AttemptLimiter`] for the families); a host's keys must not.
     pub fn new(key: impl Into<String>) -> Self {
         Self(key.into())
     }
@@ -22,22 +25,92 @@ impl LimiterKey {
     }
 }
 
-impl std::fmt::Display for LimiterKey {
+impl std::fmt::Debug for LimiterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str("LimiterKey([redacted])")
     }
 }
 
-/// How many wrong user codes a key may enter per window.
+/// A keyed, truncated hash of a [`LimiterKey`]: enough to tell in the logs that
+/// two events concern the same key, and nothing to recover an address or a
+/// session from (unkeyed, an IPv4 address's hash would fall to a table of all
+/// 2³² of them).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest([u8; 8]);
+
+impl KeyDigest {
+    pub(crate) fn new(bytes: [u8; 8]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Display for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::protocol::hex(&self.0))
+    }
+}
+
+impl std::fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyDigest({self})")
+    }
+}
+
+/// Which budget of [`Budgets`] a count belongs to: the family of its key.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BudgetKind {
+    /// [`Budgets::wrong_codes_per_key`].
+    WrongCodesPerKey,
+    /// [`Budgets::wrong_codes_per_account`].
+    WrongCodesPerAccount,
+    /// [`Budgets::wrong_codes_anonymous`].
+    WrongCodesAnonymous,
+    /// [`Budgets::authorizations_per_source`].
+    AuthorizationsPerSource,
+    /// [`Budgets::authorizations_per_wide_source`].
+    AuthorizationsPerWideSource,
+    /// [`Budgets::authorizations_per_client`].
+    AuthorizationsPerClient,
+    /// [`Budgets::pending_per_client`].
+    PendingPerClient,
+    /// [`Budgets::pending_total`].
+    PendingTotal,
+}
+
+impl BudgetKind {
+    /// A stable name for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongCodesPerKey => "wrong_codes_per_key",
+            Self::WrongCodesPerAccount => "wrong_codes_per_account",
+            Self::WrongCodesAnonymous => "wrong_codes_anonymous",
+            Self::AuthorizationsPerSource => "authorizations_per_source",
+            Self::AuthorizationsPerWideSource => "authorizations_per_wide_source",
+            Self::AuthorizationsPerClient => "authorizations_per_client",
+            Self::PendingPerClient => "pending_per_client",
+            Self::PendingTotal => "pending_total",
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// So many attempts per fixed window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// Attempts per window. Default 5.
+    /// Attempts per window.
     pub attempts: u32,
-    /// The window. Default 5 minutes.
+    /// The window.
     pub window: Duration,
 }
 
 impl Default for Budget {
+    /// 5 per 5 minutes: the default for wrong user codes per key and per account.
     fn default() -> Self {
         Self {
             attempts: 5,
@@ -61,46 +134,79 @@ impl Budget {
 }
 
 /// The layered abuse budgets, each counted by the [`AttemptLimiter`] (so shared
-/// across instances when the limiter is). Each `Option` layer is off when `None`.
-/// Keys the crate counts under begin with `device-grant:`; host keys must not.
+/// across instances when the limiter is). An `Option` layer is off when `None`.
+///
+/// The defaults come from the abuse model in `SECURITY.md`: no default budget is
+/// keyed on something an attacker can name for someone else (a public client's
+/// id, the deployment), so none can be spent to lock out the innocent; NAT
+/// gateways and CI pipelines fit within the per-source budgets; and the
+/// deployment-wide layers either move code entry to a signed-in mode
+/// ([`Budgets::wrong_codes_anonymous`]) or protect storage with a plain 503
+/// ([`Budgets::pending_total`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budgets {
-    /// Wrong user codes per host-chosen key (session, IP, account). Default 5 per 5 min.
+    /// Wrong user codes per [`CodeEntry`](crate::CodeEntry) key (the person's
+    /// IPv4 address or IPv6 /64, or a key the host chooses). Default 5 per 5 min.
     pub wrong_codes_per_key: Budget,
-    /// Wrong user codes across the whole deployment, so that guesses spread over
-    /// many addresses are bounded too. Default 1,000 per 5 min. When spent, every
-    /// person is refused until the window ends: size it above the deployment's
-    /// normal rate of typos.
-    pub wrong_codes_global: Option<Budget>,
-    /// Device authorizations per client. Default 600 per minute.
-    pub authorizations_per_client: Option<Budget>,
+    /// Wrong user codes per signed-in account, when the host says who is signed
+    /// in ([`CodeEntry::signed_in`](crate::CodeEntry::signed_in)). Default 5 per
+    /// 5 min.
+    pub wrong_codes_per_account: Budget,
+    /// Wrong user codes typed by people who are not signed in, deployment-wide:
+    /// the bound on guessing spread over many addresses. When it is spent, code
+    /// entry is not closed: it moves to a signed-in mode until the window ends,
+    /// in which [`DeviceGrant::verify`](crate::DeviceGrant::verify) answers
+    /// [`VerificationError::SignInRequired`](crate::VerificationError::SignInRequired)
+    /// to anyone not signed in, and signed-in people go on under their
+    /// per-account budget. Default 1,000 per 5 min.
+    pub wrong_codes_anonymous: Option<Budget>,
     /// Device authorizations per source network (an IPv4 address, an IPv6 /64),
-    /// from [`crate::RequestContext::ip`]. Default 20 per 10 min.
+    /// from [`RequestContext::ip`](crate::RequestContext::ip). Default 120 per
+    /// 10 min: a CI pipeline's 100 flows in 10 minutes, or 50 people behind one
+    /// NAT address starting a flow within 5 minutes, with room to spare.
     pub authorizations_per_source: Option<Budget>,
-    /// Pending requests per client, counted per code-lifetime window: a request
-    /// spends one when created and gives it back when approved or denied, so a
-    /// client never has more than twice this many requests pending at once (fixed
-    /// windows). Default 10,000.
+    /// Device authorizations per IPv6 /48 (a site's usual allocation, 65,536
+    /// /64s), so that one site cannot multiply the per-source budget by the
+    /// number of its /64s. Default 1,200 per 10 min.
+    pub authorizations_per_wide_source: Option<Budget>,
+    /// Device authorizations per confidential client. Counted only for clients
+    /// that authenticate with a secret: a public client's id is known to every
+    /// attacker, who could spend its budget to refuse all its devices. Default
+    /// off.
+    pub authorizations_per_client: Option<Budget>,
+    /// Pending requests per confidential client, counted per code-lifetime
+    /// window: a request spends one when created and gives it back when approved
+    /// or denied, so a client never has more than twice this many pending at
+    /// once. Counted only for confidential clients, as above. Default off.
     pub pending_per_client: Option<u32>,
+    /// Pending requests deployment-wide, counted like `pending_per_client`: the
+    /// ceiling that protects storage. Past it a device authorization gets
+    /// `503 temporarily_unavailable` with `Retry-After`
+    /// ([`OAuthError::Overloaded`](crate::OAuthError::Overloaded)). Default
+    /// 1,000,000 per lifetime window, so at most 2,000,000 pending records.
+    pub pending_total: Option<u32>,
 }
 
 impl Default for Budgets {
     fn default() -> Self {
         Self {
             wrong_codes_per_key: Budget::default(),
-            wrong_codes_global: Some(Budget {
+            wrong_codes_per_account: Budget::default(),
+            wrong_codes_anonymous: Some(Budget {
                 attempts: 1_000,
                 window: Duration::minutes(5),
             }),
-            authorizations_per_client: Some(Budget {
-                attempts: 600,
-                window: Duration::minutes(1),
-            }),
             authorizations_per_source: Some(Budget {
-                attempts: 20,
+                attempts: 120,
                 window: Duration::minutes(10),
             }),
-            pending_per_client: Some(10_000),
+            authorizations_per_wide_source: Some(Budget {
+                attempts: 1_200,
+                window: Duration::minutes(10),
+            }),
+            authorizations_per_client: None,
+            pending_per_client: None,
+            pending_total: Some(1_000_000),
         }
     }
 }
@@ -110,10 +216,13 @@ impl Budgets {
     pub(crate) fn is_valid(&self) -> bool {
         let ok = |b: &Budget| b.attempts > 0 && b.window >= Duration::seconds(1);
         ok(&self.wrong_codes_per_key)
-            && self.wrong_codes_global.as_ref().is_none_or(ok)
+            && ok(&self.wrong_codes_per_account)
+            && self.wrong_codes_anonymous.as_ref().is_none_or(ok)
             && self.authorizations_per_client.as_ref().is_none_or(ok)
             && self.authorizations_per_source.as_ref().is_none_or(ok)
+            && self.authorizations_per_wide_source.as_ref().is_none_or(ok)
             && self.pending_per_client != Some(0)
+            && self.pending_total != Some(0)
     }
 }
 
@@ -147,13 +256,58 @@ impl Admission {
 ///
 /// # Contract
 ///
-/// [`AttemptLimiter::acquire`] checks and spends in one atomic step across every
-/// instance sharing the limiter, so that concurrent guesses cannot overspend.
-/// The crate spends an attempt before each look-up of a well-formed user code and
-/// refunds it when the code was right, so that only wrong codes count.
+/// A *counter* is one [`LimiterKey`] under one window length
+/// ([`Budget::window`]) in one fixed window ([`Budget::window_start`]). Counters
+/// are independent: the same key counted under a 60 s and a 600 s budget is two
+/// counters, and nothing one budget does (its calls, its roll-overs, a purge)
+/// may change another's count. Two budgets with the same key and the same
+/// window length share a counter.
+///
+/// - [`acquire`](AttemptLimiter::acquire) reads and spends in one atomic step
+///   across every instance sharing the limiter, so that concurrent attempts can
+///   never overspend: it returns `Admitted` and adds one when the counter is
+///   below [`Budget::attempts`], else `Exhausted` (with
+///   [`Admission::spent`]`(false, …)`) and changes nothing. A counter of a
+///   window that has not been seen starts at zero.
+/// - [`refund`](AttemptLimiter::refund) subtracts one from the counter of the
+///   window holding `now` (the time the attempt was acquired at), never below
+///   zero. A refund for a window that has rolled over changes no other
+///   window's counter; it may be dropped.
+/// - [`purge_expired`](AttemptLimiter::purge_expired) deletes counters whose
+///   window has ended at `now`, and only those. A limiter whose counters expire
+///   on their own (TTLs) returns `Ok(0)`. [`DeviceGrant::purge_expired`](crate::DeviceGrant::purge_expired)
+///   calls it, so memory and tables follow the live keys.
+/// - Every method may block on I/O (it is `async`); none may panic. A failure
+///   is a [`BackendError`] and changes nothing, or, where the backend cannot
+///   tell (a timeout), at most the one counter named.
+///
+/// The crate spends before the work a budget guards and refunds what a request
+/// turned out not to cost (a right code, a refused request, a backend failure);
+/// refunds are best effort and never mask the request's own answer.
+///
+/// # Key families
+///
+/// The crate counts under these keys (`{…}` is filled in); a host's own keys
+/// must not begin with `device-grant:`. Size a limiter for about one live
+/// counter per active key of each family.
+///
+/// | key | budget |
+/// | --- | --- |
+/// | `device-grant:entry:{IPv4 address or IPv6 /64}`, or the host's key | [`Budgets::wrong_codes_per_key`] |
+/// | `device-grant:account:{subject}` | [`Budgets::wrong_codes_per_account`] |
+/// | `device-grant:wrong-codes` | [`Budgets::wrong_codes_anonymous`] |
+/// | `device-grant:source:{IPv4 address or IPv6 /64}` | [`Budgets::authorizations_per_source`] |
+/// | `device-grant:wide-source:{IPv6 /48}` | [`Budgets::authorizations_per_wide_source`] |
+/// | `device-grant:client:{client id}` | [`Budgets::authorizations_per_client`] |
+/// | `device-grant:pending:{client id}` | [`Budgets::pending_per_client`] |
+/// | `device-grant:pending` | [`Budgets::pending_total`] |
+///
+/// The conformance suite (feature `test-util`, `conformance::run_limiter`)
+/// checks all of this for an adapter.
 #[async_trait::async_trait]
 pub trait AttemptLimiter: Send + Sync {
-    /// Spends one attempt of `key` in the window holding `now`, if any are left.
+    /// Spends one attempt of `key`'s counter under `budget` in the window
+    /// holding `now`, if any are left.
     async fn acquire(
         &self,
         key: &LimiterKey,
@@ -161,13 +315,17 @@ pub trait AttemptLimiter: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Admission, BackendError>;
 
-    /// Gives back one attempt spent in the window holding `now`.
+    /// Gives back one attempt of `key`'s counter under `budget` in the window
+    /// holding `now`.
     async fn refund(
         &self,
         key: &LimiterKey,
         budget: &Budget,
         now: OffsetDateTime,
     ) -> Result<(), BackendError>;
+
+    /// Deletes the counters whose window has ended at `now`; returns how many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError>;
 }
 
 #[cfg(test)]

@@ -1,11 +1,19 @@
 //! The state machine of one device authorization.
 //!
 //! ```text
-//!             approve              redeem (a poll)
-//!   Pending ───────────▶ Approved ─────────────────▶ Redeemed
-//!      │
+//!             approve              a poll                  tokens minted
+//!   Pending ───────────▶ Approved ─────────▶ Redeeming ─────────────────▶ Redeemed
+//!      │                    ▲                  │
+//!      │                    └──────────────────┘
+//!      │              issuer failed, or the lease ended
 //!      └──── deny ─────▶ Denied
 //! ```
+//!
+//! `Redeeming` is a lease: the poll that won the approval holds it while the
+//! host's issuer mints tokens. If the issuer fails, the approval is released at
+//! once; if the poll is abandoned, the lease runs out and the device's next
+//! poll takes the approval again. So an issuer failure never costs the person
+//! their approval, and `Redeemed` (hence a replay) means tokens were issued.
 //!
 //! Every transition is a pure function from one [`DeviceAuthorization`] to the
 //! next, which carries `version + 1`; a store writes it only if the stored record
@@ -157,7 +165,16 @@ pub enum Status {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
-    /// Redeemed for tokens; any later poll is a replay.
+    /// A poll won the approval and the host's issuer is minting its tokens,
+    /// until `lease_until`; then the approval is free again.
+    Redeeming {
+        /// The approval being redeemed.
+        approval: Arc<Approval>,
+        /// When a poll that never finished stops holding the approval.
+        #[serde(with = "time::serde::rfc3339")]
+        lease_until: OffsetDateTime,
+    },
+    /// Tokens were issued; any later poll is a replay.
     Redeemed {
         /// The approval the tokens were minted from.
         approval: Arc<Approval>,
@@ -171,6 +188,16 @@ impl Status {
     /// Whether the request is still waiting for the person.
     pub fn is_pending(&self) -> bool {
         matches!(self, Self::Pending)
+    }
+
+    /// The approval, once approved (also while and after it is redeemed).
+    pub fn approval(&self) -> Option<&Arc<Approval>> {
+        match self {
+            Self::Approved { approval }
+            | Self::Redeeming { approval, .. }
+            | Self::Redeemed { approval, .. } => Some(approval),
+            Self::Pending | Self::Denied { .. } => None,
+        }
     }
 }
 
@@ -209,6 +236,9 @@ pub enum TransitionError {
     /// The request is no longer pending.
     #[error("the request is no longer pending")]
     NotPending,
+    /// The request is not being redeemed.
+    #[error("the request is not being redeemed")]
+    NotRedeeming,
     /// The request has expired.
     #[error("the request has expired")]
     Expired,
@@ -229,7 +259,9 @@ pub enum PollOutcome {
     Denied,
     /// `expired_token`.
     Expired,
-    /// This poll redeems the approval: mint tokens from it.
+    /// This poll takes the approval (the record moves to `Redeeming`): mint
+    /// tokens from it, then write [`DeviceAuthorization::redeemed`], or
+    /// [`DeviceAuthorization::release_redemption`] if nothing was minted.
     Redeem(Arc<Approval>),
     /// `invalid_grant`: the code was redeemed before; a replay.
     Replay,
@@ -320,11 +352,41 @@ impl DeviceAuthorization {
         Ok(next)
     }
 
+    /// Redeeming → Redeemed: the issuer minted the tokens. Expiry does not
+    /// matter any more: the tokens exist.
+    pub fn redeemed(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {
+        let Status::Redeeming { approval, .. } = &self.status else {
+            return Err(TransitionError::NotRedeeming);
+        };
+        let mut next = self.successor();
+        next.status = Status::Redeemed {
+            approval: approval.clone(),
+            at: now,
+        };
+        Ok(next)
+    }
+
+    /// Redeeming → Approved: the issuer minted nothing, so the approval is free
+    /// for the device's next poll.
+    pub fn release_redemption(&self) -> Result<Self, TransitionError> {
+        let Status::Redeeming { approval, .. } = &self.status else {
+            return Err(TransitionError::NotRedeeming);
+        };
+        let mut next = self.successor();
+        next.status = Status::Approved {
+            approval: approval.clone(),
+        };
+        Ok(next)
+    }
+
     /// A poll of the token endpoint at `now`.
     ///
     /// Order matters: a replay is recognized even after expiry; expiry beats every
-    /// other state; an approved request is redeemed whatever the pace; only a
-    /// pending request is subject to the pace rules.
+    /// other state; an approved request is redeemed whatever the pace (it moves
+    /// to `Redeeming`, leased for [`PollingRules::redeem_lease`]); a request
+    /// being redeemed answers `authorization_pending` until its lease ends, and
+    /// is redeemed again after; only a pending request is subject to the pace
+    /// rules.
     pub fn poll(&self, now: OffsetDateTime, rules: &PollingRules) -> Poll {
         let outcome_only = |outcome| Poll {
             outcome,
@@ -334,11 +396,14 @@ impl DeviceAuthorization {
             Status::Redeemed { .. } => outcome_only(PollOutcome::Replay),
             _ if self.is_expired(now) => outcome_only(PollOutcome::Expired),
             Status::Denied { .. } => outcome_only(PollOutcome::Denied),
-            Status::Approved { approval } => {
+            Status::Redeeming { lease_until, .. } if now < *lease_until => {
+                outcome_only(PollOutcome::Pending)
+            }
+            Status::Approved { approval } | Status::Redeeming { approval, .. } => {
                 let mut next = self.successor();
-                next.status = Status::Redeemed {
+                next.status = Status::Redeeming {
                     approval: approval.clone(),
-                    at: now,
+                    lease_until: now + rules.redeem_lease,
                 };
                 Poll {
                     outcome: PollOutcome::Redeem(approval.clone()),
@@ -457,11 +522,30 @@ pub(crate) mod tests {
             PollOutcome::SlowDown(_)
         ));
         assert_eq!(p2.poll(at(10), &rules).outcome, PollOutcome::Pending);
-        // Approved: redeemed whatever the pace.
+        // Approved: taken for redemption whatever the pace, under a lease.
         let a = p2.approve(approval(""), at(3)).unwrap();
         let r = a.poll(at(3), &rules);
         assert!(matches!(r.outcome, PollOutcome::Redeem(_)));
-        let redeemed = r.next.unwrap();
+        let redeeming = r.next.unwrap();
+        assert!(matches!(
+            redeeming.status,
+            Status::Redeeming { lease_until, .. } if lease_until == at(33)
+        ));
+        // While leased, other polls wait; once the lease ends, the approval is
+        // taken again (the first poll was abandoned).
+        assert_eq!(redeeming.poll(at(32), &rules).outcome, PollOutcome::Pending);
+        assert!(redeeming.poll(at(32), &rules).next.is_none());
+        let retaken = redeeming.poll(at(33), &rules);
+        assert!(matches!(retaken.outcome, PollOutcome::Redeem(_)));
+        assert_eq!(retaken.next.unwrap().version, redeeming.version + 1);
+        // The issuer failed: the approval is free again for the next poll.
+        let released = redeeming.release_redemption().unwrap();
+        assert_eq!(released.status, a.status);
+        assert!(matches!(released.poll(at(5), &rules).outcome, PollOutcome::Redeem(_)));
+        assert_eq!(a.redeemed(at(5)), Err(TransitionError::NotRedeeming));
+        assert_eq!(a.release_redemption(), Err(TransitionError::NotRedeeming));
+        // Tokens minted: every later poll is a replay, even past expiry.
+        let redeemed = redeeming.redeemed(at(4)).unwrap();
         assert_eq!(redeemed.poll(at(4), &rules).outcome, PollOutcome::Replay);
         assert_eq!(redeemed.poll(at(4000), &rules).outcome, PollOutcome::Replay);
         assert!(redeemed.poll(at(4), &rules).next.is_none());

@@ -178,6 +178,15 @@ pub enum OAuthError {
         /// When the budget's window ends.
         retry_after: time::Duration,
     },
+    /// The deployment holds as many pending requests as
+    /// [`Budgets::pending_total`](crate::Budgets::pending_total) allows: storage
+    /// is protected, and no one in particular is singled out. Sent as `503`
+    /// with `Retry-After` and `temporarily_unavailable`.
+    #[error("too many pending device authorizations; retry in {} s", retry_after.whole_seconds())]
+    Overloaded {
+        /// When the ceiling's window ends.
+        retry_after: time::Duration,
+    },
     /// The record changed under every one of the crate's compare-and-set rounds.
     /// Sent as `temporarily_unavailable`; the client polls again.
     #[error("the request is contended")]
@@ -203,6 +212,7 @@ impl OAuthError {
             Self::ExpiredToken => ErrorCode::ExpiredToken,
             Self::UserCodesExhausted
             | Self::RateLimited { .. }
+            | Self::Overloaded { .. }
             | Self::Contended
             | Self::Backend(BackendError::Unavailable(_) | BackendError::Timeout) => {
                 ErrorCode::TemporarilyUnavailable
@@ -251,7 +261,7 @@ impl OAuthError {
             error_description: description.as_deref(),
         };
         let mut response = HttpResponse::json(self.status(), &body);
-        if let Self::RateLimited { retry_after } = self {
+        if let Self::RateLimited { retry_after } | Self::Overloaded { retry_after } = self {
             let secs = retry_after.whole_seconds().max(1);
             response.headers.push(("retry-after", secs.to_string()));
         }
@@ -324,6 +334,13 @@ mod tests {
         .to_http();
         assert_eq!(limited.status, 429);
         assert_eq!(limited.header("retry-after"), Some("42"));
+        let full = OAuthError::Overloaded {
+            retry_after: time::Duration::seconds(7),
+        }
+        .to_http();
+        assert_eq!(full.status, 503);
+        assert_eq!(full.header("retry-after"), Some("7"));
+        assert!(full.body.contains("temporarily_unavailable"));
         assert_eq!(all[11].status(), 500);
         // Backend detail never reaches the client.
         assert!(!all[11].to_http().body.contains('x'));

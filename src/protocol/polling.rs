@@ -60,6 +60,12 @@ pub struct PollingRules {
     pub leeway: Duration,
     /// The interval stops growing here. Default 60 s.
     pub max_interval: Interval,
+    /// How long a poll that redeems an approval holds it while the host's
+    /// issuer mints the tokens. A poll abandoned mid-issue (its connection cut,
+    /// its task cancelled) frees the approval for the device's next poll when
+    /// the lease ends; a failing issuer frees it at once. Make it longer than
+    /// the issuer's own timeout. Default 30 s.
+    pub redeem_lease: Duration,
 }
 
 impl Default for PollingRules {
@@ -67,6 +73,7 @@ impl Default for PollingRules {
         Self {
             leeway: Duration::seconds(1),
             max_interval: Interval(60),
+            redeem_lease: Duration::seconds(30),
         }
     }
 }

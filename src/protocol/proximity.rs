@@ -21,7 +21,7 @@ pub enum Proximity {
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address it maps.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -315,6 +315,12 @@ impl UserCodeKey {
         Self(Hmac::new_from_slice(&secret).expect("HMAC takes any key length"))
     }
 
+    /// A fresh MAC under this key, for the crate's other keyed digests (each
+    /// domain-separated by a prefix of its own).
+    pub(crate) fn mac(&self) -> Hmac<Sha256> {
+        self.0.clone()
+    }
+
     /// The keyed hash of a user code: the only form in which it is stored.
     pub fn hash(&self, code: &UserCode) -> UserCodeHash {
         let mut mac = self.0.clone();
