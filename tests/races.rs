@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use device_grant::{Budgets, ErrorCode, LimiterKey, ScopeSet, Subject};
+use device_grant::{Budgets, ErrorCode, ScopeSet, Subject};
 
 /// Thousands of requests from one client within one minute of a stopped clock:
 /// the per-client rate budget is not what these tests are about.
@@ -52,7 +52,7 @@ async fn approve_racing_deny_has_one_winner_and_the_device_sees_it() {
         let c = h.start("client_id=tv-app").await;
         let ticket = h
             .grant
-            .verify(c.user_code.display(), &LimiterKey::new("k"))
+            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
             .await
             .unwrap()
             .ticket;

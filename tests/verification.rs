@@ -18,7 +18,7 @@ async fn typed_codes_are_normalized() {
         display.replace('-', " "),
         format!("  {}  ", display.replace('-', "")),
     ] {
-        let found = h.grant.verify(&typed, &LimiterKey::new("k")).await.unwrap();
+        let found = h.grant.verify(&typed, &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k"))).await.unwrap();
         assert_eq!(found.ticket.id(), c.id, "{typed}");
     }
 }
@@ -27,7 +27,7 @@ async fn typed_codes_are_normalized() {
 async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
     let h = harness();
     let c = h.start("client_id=tv-app").await;
-    let key = LimiterKey::new("ip:198.51.100.1");
+    let key = device_grant::CodeEntry::from_key(LimiterKey::new("ip:198.51.100.1"));
     // Malformed: refused before any look-up, never counted.
     for _ in 0..20 {
         let e = h.grant.verify("AEIOU", &key).await.unwrap_err();
@@ -63,12 +63,12 @@ async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
         h.events
             .events()
             .iter()
-            .any(|e| matches!(e, Event::LimiterTripped { key: k } if *k == key))
+            .any(|e| matches!(e, Event::LimiterTripped { budget: device_grant::BudgetKind::WrongCodesPerKey, .. }))
     );
     // Another key is unaffected.
     assert!(
         h.grant
-            .verify(c.user_code.display(), &LimiterKey::new("ip:other"))
+            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("ip:other")))
             .await
             .is_ok()
     );
@@ -82,7 +82,7 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
     let c = h.start("client_id=tv-app&scope=openid%20profile").await;
     let found = h
         .grant
-        .verify(c.user_code.display(), &LimiterKey::new("k"))
+        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
         .await
         .unwrap();
     // Granting a scope that was not requested is refused and changes nothing.
@@ -124,7 +124,7 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
     ));
     assert!(matches!(
         h.grant
-            .verify(c.user_code.display(), &LimiterKey::new("k"))
+            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
             .await,
         Err(VerificationError::NotFound)
     ));
@@ -146,13 +146,13 @@ async fn tickets_name_exactly_one_request() {
     let b = h.start("client_id=tv-app").await;
     let ta = h
         .grant
-        .verify(a.user_code.display(), &LimiterKey::new("k"))
+        .verify(a.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
         .await
         .unwrap()
         .ticket;
     let tb = h
         .grant
-        .verify(b.user_code.display(), &LimiterKey::new("k"))
+        .verify(b.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
         .await
         .unwrap()
         .ticket;
@@ -175,7 +175,7 @@ async fn tickets_name_exactly_one_request() {
         .unwrap();
     assert!(
         h.grant
-            .verify(b.user_code.display(), &LimiterKey::new("k"))
+            .verify(b.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
             .await
             .is_ok()
     );
@@ -187,7 +187,7 @@ async fn expired_requests_cannot_be_approved() {
     let c = h.start("client_id=tv-app").await;
     let t = h
         .grant
-        .verify(c.user_code.display(), &LimiterKey::new("k"))
+        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
         .await
         .unwrap()
         .ticket;
@@ -226,7 +226,7 @@ async fn consent_signals_and_policy() {
             .await
             .unwrap();
         let found = grant
-            .verify(c.user_code.display(), &LimiterKey::new("k"))
+            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
             .await
             .unwrap();
         let same = grant.assess(&found, Some("192.0.2.10".parse().unwrap()));
@@ -271,7 +271,7 @@ async fn typos_are_told_apart_and_cost_nothing() {
     let mut typo: Vec<char> = c.user_code.canonical().chars().collect();
     typo[0] = if typo[0] == 'B' { 'C' } else { 'B' };
     let typo: String = typo.into_iter().collect();
-    let key = LimiterKey::new("k");
+    let key = device_grant::CodeEntry::from_key(LimiterKey::new("k"));
     for _ in 0..50 {
         let e = h.grant.verify(&typo, &key).await.unwrap_err();
         assert!(matches!(

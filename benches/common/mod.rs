@@ -133,10 +133,13 @@ fn unreachable_budgets() -> Budgets {
     };
     Budgets {
         wrong_codes_per_key: huge,
-        wrong_codes_global: Some(huge),
+        wrong_codes_per_account: huge,
+        wrong_codes_anonymous: Some(huge),
         authorizations_per_client: Some(huge),
         authorizations_per_source: Some(huge),
+        authorizations_per_wide_source: Some(huge),
         pending_per_client: Some(u32::MAX),
+        pending_total: Some(u32::MAX),
     }
 }
 

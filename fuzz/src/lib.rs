@@ -21,7 +21,7 @@ use device_grant::protocol::client::ClientCredentials;
 use device_grant::protocol::form::Form;
 use device_grant::{
     ApprovedGrant, AuthMethod, AuthorizationId, BackendError, Budget, Client, Config,
-    DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey,
+    DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey, CodeEntry,
     Limits, ManualClock, OAuthError, RequestContext, RequestError, ScopeSet, StaticClients,
     Subject, ToHttp, TokenIssuer, TokenResponse, UserCodeKey, UserCodePolicy, VerificationError,
     VerificationTicket,
@@ -776,7 +776,7 @@ impl World {
                 RequestContext::default(),
             ))
             .expect("setup: device authorization");
-            let found = block_on(grant.verify(r.user_code.display(), &LimiterKey::new("setup")))
+            let found = block_on(grant.verify(r.user_code.display(), &CodeEntry::from_key(LimiterKey::new("setup"))))
                 .expect("setup: verify");
             let scopes = found.request.scopes.clone();
             match state {
@@ -878,7 +878,7 @@ impl World {
         let d = self.owner_poll(DENIED);
         assert!(matches!(d, Err(OAuthError::AccessDenied)), "{d:?}");
         for (k, known) in self.known.iter().enumerate() {
-            let key = LimiterKey::new(format!("check-{k}"));
+            let key = CodeEntry::from_key(LimiterKey::new(format!("check-{k}")));
             let found = block_on(self.grant.verify(&known.user_code, &key));
             if k == PENDING && known.state == State::Pending {
                 let found = found.expect("the pending request is still found");
@@ -1099,7 +1099,7 @@ pub fn device_authorization(data: &[u8]) {
                 let found = block_on(
                     world
                         .grant
-                        .verify(r.user_code.display(), &LimiterKey::new("check")),
+                        .verify(r.user_code.display(), &CodeEntry::from_key(LimiterKey::new("check"))),
                 )
                 .expect("a new request is found by its user code");
                 let owner = found.request.client_id.as_str().to_owned();
@@ -1203,7 +1203,7 @@ pub fn verify(data: &[u8]) {
             2 => "k2".to_owned(),
             _ => input.text(),
         };
-        let result = block_on(world.grant.verify(&typed, &LimiterKey::new(key.clone())));
+        let result = block_on(world.grant.verify(&typed, &CodeEntry::from_key(LimiterKey::new(key.clone()))));
         // The model.
         let window = world.budget.window_start(now);
         let normalized = world.policy.normalize(&typed);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine as _;
 use device_grant::{
     ApprovedGrant, AuthMethod, BackendError, Client, Config, ConfigBuilder, DEVICE_CODE_GRANT_TYPE,
-    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey, ManualClock, OAuthError,
+    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, ManualClock, OAuthError,
     RecordedEvents, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer, TokenResponse,
     UserCodeKey,
 };
@@ -112,7 +112,7 @@ impl Harness {
     pub async fn approve(&self, codes: &DeviceAuthorizationResponse, sub: &str) {
         let found = self
             .grant
-            .verify(codes.user_code.display(), &LimiterKey::new("test"))
+            .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("test")))
             .await
             .unwrap();
         let scopes = found.request.scopes.clone();

@@ -130,7 +130,8 @@ pub async fn many_instances<D, F>(
         "the polling pace must be shared by instances"
     );
 
-    let session = LimiterKey::new("session-of-bob-at-203.0.113.9");
+    let session_key = "session-of-bob-at-203.0.113.9";
+    let session = device_grant::CodeEntry::from_key(LimiterKey::new(session_key));
     let found = two
         .verify(codes.user_code.display(), &session)
         .await
@@ -179,7 +180,8 @@ pub async fn many_instances<D, F>(
     let access_token = token["access_token"].as_str().unwrap().to_owned();
 
     // Wrong guesses count across instances too.
-    let wrong = LimiterKey::new("guesser-198.51.100.7");
+    let wrong_key = "guesser-198.51.100.7";
+    let wrong = device_grant::CodeEntry::from_key(LimiterKey::new(wrong_key));
     let mut refused = false;
     for i in 0..6 {
         let grant = if i % 2 == 0 { &one } else { &two };
@@ -207,8 +209,8 @@ pub async fn many_instances<D, F>(
         codes.user_code.display(),
         codes.user_code.canonical(),
         access_token.as_str(),
-        session.as_str(),
-        wrong.as_str(),
+        session_key,
+        wrong_key,
     ] {
         assert!(
             !stored.contains(secret),
@@ -327,7 +329,7 @@ pub async fn failures(proxied: Arc<dyn Store>, proxy: Arc<Proxy>, direct: Arc<dy
     );
     assert!(matches!(
         grant
-            .verify(codes.user_code.display(), &LimiterKey::new("s"))
+            .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s")))
             .await,
         Err(VerificationError::Backend(BackendError::Unavailable(_)))
     ));
@@ -370,7 +372,7 @@ pub async fn failures(proxied: Arc<dyn Store>, proxy: Arc<Proxy>, direct: Arc<dy
     // the approval is applied whole — status and user-code index together.
     let found = loop {
         match grant
-            .verify(codes.user_code.display(), &LimiterKey::new("s"))
+            .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s")))
             .await
         {
             Ok(found) => break found,

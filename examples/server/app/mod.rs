@@ -209,8 +209,10 @@ fn budgets(rate_limits: bool) -> Budgets {
     }
     Budgets {
         authorizations_per_source: None,
+        authorizations_per_wide_source: None,
         authorizations_per_client: None,
         pending_per_client: None,
+        pending_total: None,
         ..defaults
     }
 }

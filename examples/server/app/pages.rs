@@ -175,7 +175,8 @@ pub async fn submit_code(
         Some(ip) => format!("ip:{ip}"),
         None => "ip:unknown".to_owned(),
     });
-    let (status, error) = match state.grant.verify(&form.user_code, &key).await {
+    let entry = device_grant::CodeEntry::from_key(key);
+    let (status, error) = match state.grant.verify(&form.user_code, &entry).await {
         Ok(found) => {
             session.pending = Some(found.into());
             let next = if session.user.is_some() {
