@@ -360,7 +360,7 @@ async fn a_refused_request_is_not_charged_to_earlier_layers() {
 #[tokio::test]
 async fn default_budgets_tolerate_nat_and_ci_and_name_no_public_identifier() {
     let b = Budgets::default();
-    assert_eq!(b.wrong_codes_per_key.attempts, 5);
+    assert_eq!(b.wrong_codes_per_key.attempts, 20);
     assert_eq!(b.wrong_codes_per_account.attempts, 5);
     assert!(b.wrong_codes_anonymous.is_some());
     assert!(b.authorizations_per_source.is_some());

@@ -37,13 +37,14 @@ async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
     for _ in 0..10 {
         h.grant.verify(c.user_code.display(), &key).await.unwrap();
     }
-    // Five wrong codes are allowed (default budget), the sixth is refused…
+    // Twenty wrong codes are allowed (default budget), the next is refused…
     let wrong = if c.user_code.canonical() == "BBBBBBBB" {
         "CCCC-CCCC"
     } else {
         "BBBB-BBBB"
     };
-    for _ in 0..Budget::default().attempts {
+    let budget = device_grant::Budgets::default().wrong_codes_per_key;
+    for _ in 0..budget.attempts {
         assert!(matches!(
             h.grant.verify(wrong, &key).await,
             Err(VerificationError::NotFound)
@@ -53,7 +54,7 @@ async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
     let VerificationError::TooManyAttempts { retry_after } = e else {
         panic!("expected TooManyAttempts, got {e:?}")
     };
-    assert!(retry_after > time::Duration::ZERO && retry_after <= Budget::default().window);
+    assert!(retry_after > time::Duration::ZERO && retry_after <= budget.window);
     // …and so is the right code, without a look-up, until the window passes.
     assert!(matches!(
         h.grant.verify(c.user_code.display(), &key).await,

@@ -110,7 +110,7 @@ pub struct Budget {
 }
 
 impl Default for Budget {
-    /// 5 per 5 minutes: the default for wrong user codes per key and per account.
+    /// 5 per 5 minutes: the default for wrong user codes per account.
     fn default() -> Self {
         Self {
             attempts: 5,
@@ -146,7 +146,8 @@ impl Budget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budgets {
     /// Wrong user codes per [`CodeEntry`](crate::CodeEntry) key (the person's
-    /// IPv4 address or IPv6 /64, or a key the host chooses). Default 5 per 5 min.
+    /// IPv4 address or IPv6 /64, or a key the host chooses). Default 20 per 5
+    /// min: 500 people behind one NAT address share it, and their typos with it.
     pub wrong_codes_per_key: Budget,
     /// Wrong user codes per signed-in account, when the host says who is signed
     /// in ([`CodeEntry::signed_in`](crate::CodeEntry::signed_in)). Default 5 per
@@ -190,7 +191,10 @@ pub struct Budgets {
 impl Default for Budgets {
     fn default() -> Self {
         Self {
-            wrong_codes_per_key: Budget::default(),
+            wrong_codes_per_key: Budget {
+                attempts: 20,
+                window: Duration::minutes(5),
+            },
             wrong_codes_per_account: Budget::default(),
             wrong_codes_anonymous: Some(Budget {
                 attempts: 1_000,
