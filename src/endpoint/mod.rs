@@ -14,7 +14,10 @@ use crate::protocol::form::{Form, is_form_content_type};
 use crate::protocol::response::HttpResponse;
 
 /// The parts of an HTTP request the two OAuth endpoints read.
-#[derive(Debug, Clone, Copy)]
+///
+/// `Debug` shows the content type, whether an `Authorization` header is
+/// present and the body's length: never the header's value or the body.
+#[derive(Clone, Copy)]
 pub struct EndpointRequest<'a> {
     /// The `Content-Type` header value; anything but a form (or none) is refused.
     pub content_type: Option<&'a str>,
@@ -22,6 +25,18 @@ pub struct EndpointRequest<'a> {
     pub authorization: Option<&'a str>,
     /// The raw body.
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for EndpointRequest<'_> {
+    // `#[tracing::instrument]` records a handler's arguments with `Debug`: the
+    // header carries Basic credentials, the body `client_secret` and `device_code`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointRequest")
+            .field("content_type", &self.content_type)
+            .field("has_authorization", &self.authorization.is_some())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl<'a> EndpointRequest<'a> {
