@@ -8,7 +8,7 @@ pub mod verification;
 use std::sync::Arc;
 
 use crate::grant::DeviceGrant;
-use crate::protocol::client::{Client, ClientCredentials};
+use crate::protocol::client::{AuthMethod, Client, ClientCredentials};
 use crate::protocol::error::{OAuthError, RequestError};
 use crate::protocol::form::{Form, is_form_content_type};
 use crate::protocol::response::HttpResponse;
@@ -114,6 +114,12 @@ impl DeviceGrant {
         if !client.auth_methods.contains(&credentials.method) {
             return Err(invalid);
         }
+        // RFC 6749 §3.2.1: only a public client may be identified by its id
+        // alone. A host registry that lists `none` beside a secret method would
+        // otherwise let anyone act as that confidential client.
+        if credentials.method == AuthMethod::None && !client.is_public() {
+            return Err(invalid);
+        }
         if let Some(secret) = &credentials.secret {
             if !clients.verify_secret(&client, secret).await? {
                 return Err(invalid);
@@ -132,7 +138,6 @@ mod tests {
     use crate::Config;
     use crate::host::clients::StaticClients;
     use crate::host::issuer::{ApprovedGrant, TokenIssuer, TokenResponse};
-    use crate::protocol::client::AuthMethod;
     use crate::protocol::error::BackendError;
     use crate::protocol::user_code::UserCodeKey;
 
