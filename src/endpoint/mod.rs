@@ -89,16 +89,34 @@ impl DeviceGrant {
     /// code grant does (RFC 6749 §2.3), for the host's other grants served at the
     /// same endpoint (`refresh_token`), so that every grant accepts the same
     /// credentials and refuses them with the same errors.
+    ///
+    /// Whether the client may use the device grant ([`Client::device_grant`]) is
+    /// not checked: that is the device grant's own rule. Whether it may use the
+    /// grant at hand is the host's to check.
     pub async fn authenticate_client(
         &self,
         request: EndpointRequest<'_>,
     ) -> Result<Arc<Client>, OAuthError> {
         let form = request.parse(self)?;
-        self.authenticate(&form, request.authorization).await
+        self.authenticate_any(&form, request.authorization).await
     }
 
-    /// RFC 6749 §2.3 client authentication, shared by both endpoints.
+    /// Client authentication for the device grant's endpoints: RFC 6749 §2.3,
+    /// then `unauthorized_client` unless the client may use the device grant.
     pub(crate) async fn authenticate(
+        &self,
+        form: &Form<'_>,
+        authorization: Option<&str>,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let client = self.authenticate_any(form, authorization).await?;
+        if !client.device_grant {
+            return Err(OAuthError::UnauthorizedClient);
+        }
+        Ok(client)
+    }
+
+    /// RFC 6749 §2.3 client authentication, for any grant.
+    async fn authenticate_any(
         &self,
         form: &Form<'_>,
         authorization: Option<&str>,
@@ -124,9 +142,6 @@ impl DeviceGrant {
             if !clients.verify_secret(&client, secret).await? {
                 return Err(invalid);
             }
-        }
-        if !client.device_grant {
-            return Err(OAuthError::UnauthorizedClient);
         }
         Ok(client)
     }
@@ -156,8 +171,11 @@ mod tests {
         )
         .build()
         .unwrap();
+        let mut web = Client::new("web", vec![AuthMethod::None]);
+        web.device_grant = false;
         let clients = StaticClients::new()
             .with_public(Client::new("tv", vec![AuthMethod::None]))
+            .with_public(web)
             .with_confidential(
                 Client::new("printer", vec![AuthMethod::ClientSecretPost]),
                 "s3cret",
@@ -184,6 +202,15 @@ mod tests {
                 .id
                 .as_str(),
             "printer"
+        );
+        // Other grants' clients need not be allowed the device grant.
+        assert_eq!(
+            ok(b"grant_type=refresh_token&client_id=web")
+                .await
+                .unwrap()
+                .id
+                .as_str(),
+            "web"
         );
         for body in [
             &b"client_id=printer&client_secret=wrong"[..],
