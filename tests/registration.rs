@@ -282,3 +282,115 @@ async fn the_device_grant_endpoints_still_refuse_clients_without_it() {
         OAuthError::InvalidClient { via_header: true }
     ));
 }
+
+#[test]
+fn try_registrations_say_what_is_wrong() {
+    use device_grant::protocol::client::RegistrationError as E;
+    let id = |s: &str| ClientId::new(s);
+    let public = |name: &str, methods: Vec<AuthMethod>| Client::new(name, methods);
+    let clients = StaticClients::new;
+
+    assert_eq!(
+        clients()
+            .try_with_confidential(mixed(), SECRET)
+            .unwrap_err(),
+        E::MixedAuthMethods(id("mixed"))
+    );
+    assert_eq!(
+        clients().try_with_public(mixed()).unwrap_err(),
+        E::MixedAuthMethods(id("mixed"))
+    );
+    assert_eq!(
+        clients()
+            .try_with_confidential(public("empty", vec![]), SECRET)
+            .unwrap_err(),
+        E::NoAuthMethod(id("empty"))
+    );
+    assert_eq!(
+        clients()
+            .try_with_public(public("printer", vec![AuthMethod::ClientSecretBasic]))
+            .unwrap_err(),
+        E::NotPublic(id("printer"))
+    );
+    assert_eq!(
+        clients()
+            .try_with_confidential(public("tv", vec![AuthMethod::None]), SECRET)
+            .unwrap_err(),
+        E::NotConfidential(id("tv"))
+    );
+    assert_eq!(
+        clients()
+            .try_with_confidential(public("printer", vec![AuthMethod::ClientSecretPost]), "")
+            .unwrap_err(),
+        E::EmptySecret(id("printer"))
+    );
+    let mut greedy = public("greedy", vec![AuthMethod::None]);
+    greedy.default_scopes = scopes("email");
+    assert_eq!(
+        clients().try_with_public(greedy).unwrap_err(),
+        E::DefaultScopesNotAllowed(id("greedy"))
+    );
+    // One identifier, one registration: a second would silently replace the first.
+    let twice = clients()
+        .try_with_public(public("tv", vec![AuthMethod::None]))
+        .unwrap()
+        .try_with_confidential(public("tv", vec![AuthMethod::ClientSecretBasic]), SECRET)
+        .unwrap_err();
+    assert_eq!(twice, E::Duplicate(id("tv")));
+    // The message names the client, for the operator reading a start-up failure.
+    assert!(twice.to_string().contains("`tv`"), "{twice}");
+}
+
+#[tokio::test]
+async fn valid_try_registrations_authenticate() {
+    let mut tv = Client::new("tv", vec![AuthMethod::None]);
+    tv.allowed_scopes = scopes("profile email");
+    tv.default_scopes = scopes("profile");
+    let printer = Client::new(
+        "printer",
+        vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
+    );
+    let clients = StaticClients::new()
+        .try_with_public(tv)
+        .unwrap()
+        .try_with_confidential(printer, SECRET)
+        .unwrap();
+    let grant = grant(clients);
+    start(&grant, EndpointRequest::form(b"client_id=tv"))
+        .await
+        .unwrap();
+    let header = basic("printer", SECRET);
+    start(
+        &grant,
+        EndpointRequest::form(b"").with_authorization(&header),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        start(&grant, EndpointRequest::form(b"client_id=printer")).await,
+        Err(OAuthError::InvalidClient { .. })
+    ));
+}
+
+#[test]
+fn client_validate_serves_host_registries() {
+    use device_grant::protocol::client::RegistrationError as E;
+    let tv = Client::new("tv", vec![AuthMethod::None]);
+    assert!(tv.is_public() && !tv.is_confidential());
+    tv.validate().unwrap();
+    let printer = Client::new(
+        "printer",
+        vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
+    );
+    assert!(printer.is_confidential() && !printer.is_public());
+    printer.validate().unwrap();
+    let m = mixed();
+    assert!(!m.is_public() && !m.is_confidential());
+    assert_eq!(
+        m.validate(),
+        Err(E::MixedAuthMethods(ClientId::new("mixed")))
+    );
+    let none = Client::new("none", vec![]);
+    assert!(!none.is_public() && !none.is_confidential());
+    assert_eq!(none.validate(), Err(E::NoAuthMethod(ClientId::new("none"))));
+}
