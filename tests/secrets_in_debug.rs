@@ -462,6 +462,7 @@ const NOT_SECRET_TYPES: &[(&str, &str)] = &[
         "its secret is a ClientSecret, whose Debug redacts",
     ),
     ("Budget", "a number of attempts and a window"),
+    ("ClientId", "a client identifier: public (RFC 6749 §2.2)"),
     ("ErrorCode", "an RFC 6749 error code"),
     (
         "UserCodeError",
@@ -491,6 +492,7 @@ const NOT_SECRET_FIELDS: &[(&str, &str, &str)] = &[
         "public method names",
     ),
     ("Limits", "max_body_bytes", "a size limit"),
+    ("RequestError", "BodyTooLarge.0", "a size limit"),
 ];
 
 fn looks_secret(name: &str) -> bool {
@@ -498,10 +500,20 @@ fn looks_secret(name: &str) -> bool {
     SECRET_WORDS.iter().any(|w| name.contains(w))
 }
 
-/// The public types of one file that derive `Debug`: (name, fields as (name, type idents)).
+/// A field of a type that derives `Debug`.
+struct Field {
+    /// `name`, `0`, or for an enum `Variant.name` / `Variant.0`: a variant's
+    /// name says what its fields hold as much as a field's does.
+    name: String,
+    /// Every identifier in the field's type (`Option<Arc<Approval>>`: three).
+    type_idents: Vec<String>,
+}
+
+/// What the scan of `src/` found.
 #[derive(Default)]
 struct Scan {
-    derived: Vec<(String, Vec<(String, Vec<String>)>)>,
+    /// The public types that derive `Debug`, with their fields.
+    derived: Vec<(String, Vec<Field>)>,
     public: BTreeSet<String>,
     manual_debug: BTreeSet<String>,
 }
@@ -538,7 +550,7 @@ fn derives_debug(attrs: &[syn::Attribute]) -> bool {
     })
 }
 
-fn fields_of(fields: &syn::Fields) -> Vec<(String, Vec<String>)> {
+fn fields_of(variant: Option<&syn::Ident>, fields: &syn::Fields) -> Vec<Field> {
     fields
         .iter()
         .enumerate()
@@ -549,7 +561,10 @@ fn fields_of(fields: &syn::Fields) -> Vec<(String, Vec<String>)> {
                 .map_or_else(|| i.to_string(), ToString::to_string);
             let mut idents = TypeIdents(Vec::new());
             syn::visit::Visit::visit_type(&mut idents, &field.ty);
-            (name, idents.0)
+            Field {
+                name: variant.map_or(name.clone(), |v| format!("{v}.{name}")),
+                type_idents: idents.0,
+            }
         })
         .collect()
 }
@@ -560,7 +575,7 @@ impl<'ast> syn::visit::Visit<'ast> for Scan {
             self.public.insert(item.ident.to_string());
             if derives_debug(&item.attrs) {
                 self.derived
-                    .push((item.ident.to_string(), fields_of(&item.fields)));
+                    .push((item.ident.to_string(), fields_of(None, &item.fields)));
             }
         }
         syn::visit::visit_item_struct(self, item);
@@ -573,7 +588,7 @@ impl<'ast> syn::visit::Visit<'ast> for Scan {
                 let fields = item
                     .variants
                     .iter()
-                    .flat_map(|v| fields_of(&v.fields))
+                    .flat_map(|v| fields_of(Some(&v.ident), &v.fields))
                     .collect();
                 self.derived.push((item.ident.to_string(), fields));
             }
@@ -652,7 +667,11 @@ fn no_public_type_derives_debug_over_a_secret_looking_field() {
                 leaks.push(format!("{ty}: derives Debug and its name looks secret"));
             }
         }
-        for (field, idents) in fields {
+        for Field {
+            name: field,
+            type_idents: idents,
+        } in fields
+        {
             for ident in idents.iter().filter(|i| safe_type(i)) {
                 used_types.insert(ident.clone());
             }
