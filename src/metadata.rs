@@ -3,6 +3,12 @@
 use crate::endpoint::token::DEVICE_CODE_GRANT_TYPE;
 use crate::protocol::client::AuthMethod;
 
+/// RFC 8414 §2: what an absent `grant_types_supported` means.
+const RFC8414_DEFAULT_GRANT_TYPES: &[&str] = &["authorization_code", "implicit"];
+
+/// RFC 8414 §2: what an absent `token_endpoint_auth_methods_supported` means.
+const RFC8414_DEFAULT_AUTH_METHODS: &[&str] = &["client_secret_basic"];
+
 /// The members this grant adds to the host's metadata document.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Metadata {
@@ -34,21 +40,35 @@ impl Metadata {
 
     /// Adds these members to a metadata document, merging the arrays with what
     /// the document already lists.
+    ///
+    /// An array the document omits starts from its RFC 8414 §2 default, which
+    /// is what its absence announced: `grant_types_supported` from
+    /// `["authorization_code", "implicit"]`,
+    /// `token_endpoint_auth_methods_supported` from `["client_secret_basic"]`.
+    /// A server that serves neither of those grants lists its own grant types
+    /// in the document before merging.
     pub fn merge_into(&self, document: &mut serde_json::Map<String, serde_json::Value>) {
         document.insert(
             "device_authorization_endpoint".into(),
             self.device_authorization_endpoint.clone().into(),
         );
-        for (key, values) in [
-            ("grant_types_supported", &self.grant_types_supported),
+        for (key, defaults, values) in [
+            (
+                "grant_types_supported",
+                RFC8414_DEFAULT_GRANT_TYPES,
+                &self.grant_types_supported,
+            ),
             (
                 "token_endpoint_auth_methods_supported",
+                RFC8414_DEFAULT_AUTH_METHODS,
                 &self.token_endpoint_auth_methods_supported,
             ),
         ] {
-            let entry = document
-                .entry(key)
-                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            // Created empty, the array would withdraw the defaults its absence
+            // announced (a client would stop using `authorization_code`).
+            let entry = document.entry(key).or_insert_with(|| {
+                serde_json::Value::Array(defaults.iter().map(|&d| d.into()).collect())
+            });
             if let serde_json::Value::Array(list) = entry {
                 for v in values {
                     if !list.iter().any(|x| x == v) {
@@ -85,5 +105,34 @@ mod tests {
             doc["device_authorization_endpoint"],
             "https://as.example/device_authorization"
         );
+    }
+
+    #[test]
+    fn absent_members_keep_their_rfc8414_defaults() {
+        let mut doc = serde_json::json!({ "issuer": "https://as.example" });
+        let map = doc.as_object_mut().unwrap();
+        Metadata::new("https://as.example/device_authorization").merge_into(map);
+        // RFC 8414 §2: an absent `grant_types_supported` means these two; adding
+        // the device grant must not withdraw them.
+        assert_eq!(
+            doc["grant_types_supported"],
+            serde_json::json!(["authorization_code", "implicit", DEVICE_CODE_GRANT_TYPE])
+        );
+        // An absent `token_endpoint_auth_methods_supported` means `client_secret_basic`.
+        assert_eq!(
+            doc["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "none", "client_secret_post"])
+        );
+    }
+
+    #[test]
+    fn merging_twice_changes_nothing() {
+        let mut doc = serde_json::json!({ "issuer": "https://as.example" });
+        let map = doc.as_object_mut().unwrap();
+        let metadata = Metadata::new("https://as.example/device_authorization");
+        metadata.merge_into(map);
+        let once = map.clone();
+        metadata.merge_into(map);
+        assert_eq!(*map, once);
     }
 }

@@ -199,6 +199,11 @@ impl DeviceGrant {
         scope: Option<&str>,
     ) -> Result<ScopeSet, OAuthError> {
         let Some(scope) = scope else {
+            // RFC 6749 §3.3: the defaults stand in for a request and must be
+            // allowed like one. A host registry need not have checked them.
+            if !client.default_scopes.is_subset(&client.allowed_scopes) {
+                return Err(OAuthError::InvalidScope);
+            }
             return Ok(client.default_scopes.clone());
         };
         let max = self.inner.config.limits.max_scopes;

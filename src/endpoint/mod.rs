@@ -9,13 +9,16 @@ pub mod verification;
 use std::sync::Arc;
 
 use crate::grant::DeviceGrant;
-use crate::protocol::client::{Client, ClientCredentials};
+use crate::protocol::client::{AuthMethod, Client, ClientCredentials};
 use crate::protocol::error::{OAuthError, RequestError};
 use crate::protocol::form::{Form, is_form_content_type};
 use crate::protocol::response::HttpResponse;
 
 /// The parts of an HTTP request the two OAuth endpoints read.
-#[derive(Debug, Clone, Copy)]
+///
+/// `Debug` shows the content type, whether an `Authorization` header is
+/// present and the body's length: never the header's value or the body.
+#[derive(Clone, Copy)]
 pub struct EndpointRequest<'a> {
     /// The `Content-Type` header value; anything but a form (or none) is refused.
     pub content_type: Option<&'a str>,
@@ -23,6 +26,18 @@ pub struct EndpointRequest<'a> {
     pub authorization: Option<&'a str>,
     /// The raw body.
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for EndpointRequest<'_> {
+    // `#[tracing::instrument]` records a handler's arguments with `Debug`: the
+    // header carries Basic credentials, the body `client_secret` and `device_code`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointRequest")
+            .field("content_type", &self.content_type)
+            .field("has_authorization", &self.authorization.is_some())
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl<'a> EndpointRequest<'a> {
@@ -75,16 +90,34 @@ impl DeviceGrant {
     /// code grant does (RFC 6749 §2.3), for the host's other grants served at the
     /// same endpoint (`refresh_token`), so that every grant accepts the same
     /// credentials and refuses them with the same errors.
+    ///
+    /// Whether the client may use the device grant ([`Client::device_grant`]) is
+    /// not checked: that is the device grant's own rule. Whether it may use the
+    /// grant at hand is the host's to check.
     pub async fn authenticate_client(
         &self,
         request: EndpointRequest<'_>,
     ) -> Result<Arc<Client>, OAuthError> {
         let form = request.parse(self)?;
-        self.authenticate(&form, request.authorization).await
+        self.authenticate_any(&form, request.authorization).await
     }
 
-    /// RFC 6749 §2.3 client authentication, shared by both endpoints.
+    /// Client authentication for the device grant's endpoints: RFC 6749 §2.3,
+    /// then `unauthorized_client` unless the client may use the device grant.
     pub(crate) async fn authenticate(
+        &self,
+        form: &Form<'_>,
+        authorization: Option<&str>,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let client = self.authenticate_any(form, authorization).await?;
+        if !client.device_grant {
+            return Err(OAuthError::UnauthorizedClient);
+        }
+        Ok(client)
+    }
+
+    /// RFC 6749 §2.3 client authentication, for any grant.
+    async fn authenticate_any(
         &self,
         form: &Form<'_>,
         authorization: Option<&str>,
@@ -100,13 +133,16 @@ impl DeviceGrant {
         if !client.auth_methods.contains(&credentials.method) {
             return Err(invalid);
         }
+        // RFC 6749 §3.2.1: only a public client may be identified by its id
+        // alone. A host registry that lists `none` beside a secret method would
+        // otherwise let anyone act as that confidential client.
+        if credentials.method == AuthMethod::None && !client.is_public() {
+            return Err(invalid);
+        }
         if let Some(secret) = &credentials.secret {
             if !clients.verify_secret(&client, secret).await? {
                 return Err(invalid);
             }
-        }
-        if !client.device_grant {
-            return Err(OAuthError::UnauthorizedClient);
         }
         Ok(client)
     }
@@ -118,7 +154,6 @@ mod tests {
     use crate::Config;
     use crate::host::clients::StaticClients;
     use crate::host::issuer::{ApprovedGrant, TokenIssuer, TokenResponse};
-    use crate::protocol::client::AuthMethod;
     use crate::protocol::error::BackendError;
     use crate::protocol::user_code::UserCodeKey;
 
@@ -137,8 +172,11 @@ mod tests {
         )
         .build()
         .unwrap();
+        let mut web = Client::new("web", vec![AuthMethod::None]);
+        web.device_grant = false;
         let clients = StaticClients::new()
             .with_public(Client::new("tv", vec![AuthMethod::None]))
+            .with_public(web)
             .with_confidential(
                 Client::new("printer", vec![AuthMethod::ClientSecretPost]),
                 "s3cret",
@@ -165,6 +203,15 @@ mod tests {
                 .id
                 .as_str(),
             "printer"
+        );
+        // Other grants' clients need not be allowed the device grant.
+        assert_eq!(
+            ok(b"grant_type=refresh_token&client_id=web")
+                .await
+                .unwrap()
+                .id
+                .as_str(),
+            "web"
         );
         for body in [
             &b"client_id=printer&client_secret=wrong"[..],

@@ -59,8 +59,9 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// A successful token response (RFC 6749 §5.1). `Debug` redacts the tokens.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A successful token response (RFC 6749 §5.1). `Debug` redacts the tokens and
+/// shows only the names of the `extra` members.
+#[derive(Clone, PartialEq, serde::Serialize)]
 pub struct TokenResponse {
     /// `access_token`.
     pub access_token: Token,
@@ -81,6 +82,22 @@ pub struct TokenResponse {
     /// Any other members.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    // `extra` is the issuer's and may carry secrets of its own (OpenID Connect
+    // Native SSO's `device_secret`): its names are useful, its values unknown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &self.access_token)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token)
+            .field("scope", &self.scope)
+            .field("id_token", &self.id_token)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl TokenResponse {

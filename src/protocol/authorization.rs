@@ -132,8 +132,8 @@ impl Subject {
     }
 }
 
-/// A person's approval of a request.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// A person's approval of a request. `Debug` redacts the host's `data`.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Approval {
     /// Who approved.
     pub subject: Subject,
@@ -145,6 +145,25 @@ pub struct Approval {
     /// Anything the host attaches for its token issuer (authentication time, ACR…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for Approval {
+    // `data` is the host's, for its token issuer: it may hold secrets the crate
+    // cannot recognize (an upstream token, a session id).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Redacted;
+        impl std::fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+        f.debug_struct("Approval")
+            .field("subject", &self.subject)
+            .field("scopes", &self.scopes)
+            .field("approved_at", &self.approved_at)
+            .field("data", &self.data.as_ref().map(|_| Redacted))
+            .finish()
+    }
 }
 
 /// Where a request stands.

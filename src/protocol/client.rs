@@ -88,22 +88,75 @@ impl AuthMethod {
             Self::ClientSecretPost => "client_secret_post",
         }
     }
+
+    /// Whether the method proves the client's identity with its secret.
+    pub fn uses_secret(self) -> bool {
+        match self {
+            Self::None => false,
+            Self::ClientSecretBasic | Self::ClientSecretPost => true,
+        }
+    }
+}
+
+/// Why a client registration was refused ([`Client::validate`],
+/// [`crate::StaticClients::try_with_public`],
+/// [`crate::StaticClients::try_with_confidential`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    /// The client lists `none` beside a secret-based method: it would be a
+    /// confidential client that anyone can act as with its `client_id` alone
+    /// (RFC 6749 §3.2.1). Register it as public or as confidential.
+    #[error(
+        "client `{0}` lists `none` beside a secret-based method: register it as public (`none` only) or confidential (no `none`)"
+    )]
+    MixedAuthMethods(ClientId),
+    /// The client lists no authentication method: it could never authenticate.
+    #[error("client `{0}` lists no authentication method")]
+    NoAuthMethod(ClientId),
+    /// A public registration lists a method other than `none`.
+    #[error("client `{0}` is registered as public but does not authenticate with `none` only")]
+    NotPublic(ClientId),
+    /// A confidential registration lists only `none`: its secret would never be asked for.
+    #[error(
+        "client `{0}` is registered as confidential but lists no `client_secret_basic` or `client_secret_post`"
+    )]
+    NotConfidential(ClientId),
+    /// A confidential registration's secret is empty.
+    #[error("client `{0}` is registered with an empty secret")]
+    EmptySecret(ClientId),
+    /// The default scopes are not all among the allowed scopes: a request that
+    /// names no scope would be refused with `invalid_scope`.
+    #[error("client `{0}` has default scopes that are not among its allowed scopes")]
+    DefaultScopesNotAllowed(ClientId),
+    /// The identifier is registered already.
+    #[error("client `{0}` is registered twice")]
+    Duplicate(ClientId),
 }
 
 /// What the host's registry knows of a client.
+///
+/// A client is either public (its `auth_methods` are exactly `[AuthMethod::None]`)
+/// or confidential (secret-based methods only); [`Client::validate`] checks a
+/// registration, and client authentication refuses `none` from a client that
+/// is not public whatever the registry holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Client {
     /// The identifier.
     pub id: ClientId,
     /// A name to show people on the consent page.
     pub name: String,
-    /// The methods the client may authenticate with. A public client has only `None`.
+    /// The methods the client may authenticate with: `None` alone for a public
+    /// client, `ClientSecretBasic` and/or `ClientSecretPost` for a confidential one.
     pub auth_methods: Vec<AuthMethod>,
-    /// Whether the client may use the device grant (else `unauthorized_client`).
+    /// Whether the client may use the device grant (else `unauthorized_client`
+    /// at the device authorization and token endpoints). Client authentication
+    /// for the host's other grants ([`crate::DeviceGrant::authenticate_client`])
+    /// does not depend on it.
     pub device_grant: bool,
     /// The scopes the client may ask for.
     pub allowed_scopes: ScopeSet,
-    /// The scopes granted when a request names none.
+    /// The scopes requested when a request names none; a subset of `allowed_scopes`.
     pub default_scopes: ScopeSet,
     /// A polling interval for this client instead of the configured one.
     pub interval: Option<Interval>,
@@ -127,7 +180,29 @@ impl Client {
 
     /// Whether the client is public (authenticates with `none` only).
     pub fn is_public(&self) -> bool {
-        self.auth_methods == [AuthMethod::None]
+        !self.auth_methods.is_empty() && self.auth_methods.iter().all(|&m| m == AuthMethod::None)
+    }
+
+    /// Whether the client is confidential (authenticates with its secret only).
+    pub fn is_confidential(&self) -> bool {
+        !self.auth_methods.is_empty() && self.auth_methods.iter().all(|m| m.uses_secret())
+    }
+
+    /// Checks the registration: public or confidential, not both, and default
+    /// scopes among the allowed ones. [`crate::StaticClients`] calls it on every
+    /// registration; a host's own [`crate::ClientRegistry`] should call it when
+    /// it loads or stores a client.
+    pub fn validate(&self) -> Result<(), RegistrationError> {
+        if self.auth_methods.is_empty() {
+            return Err(RegistrationError::NoAuthMethod(self.id.clone()));
+        }
+        if !self.is_public() && !self.is_confidential() {
+            return Err(RegistrationError::MixedAuthMethods(self.id.clone()));
+        }
+        if !self.default_scopes.is_subset(&self.allowed_scopes) {
+            return Err(RegistrationError::DefaultScopesNotAllowed(self.id.clone()));
+        }
+        Ok(())
     }
 }
 
