@@ -125,7 +125,7 @@ pub use metadata::Metadata;
 pub use protocol::authorization::{
     Approval, AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails, Status, Subject,
 };
-pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret};
+pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret, RegistrationError};
 pub use protocol::device_code::{DeviceCode, DeviceCodeHash};
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, RequestError};
 pub use protocol::form::Limits;

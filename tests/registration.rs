@@ -197,7 +197,7 @@ async fn omitted_scope_grants_the_defaults_only_when_they_are_allowed() {
     let found = grant
         .verify(
             codes.user_code.display(),
-            &device_grant::LimiterKey::new("k"),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
         )
         .await
         .unwrap();

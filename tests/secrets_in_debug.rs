@@ -349,7 +349,7 @@ async fn a_whole_flow_prints_no_secret() {
     assert_display_hides("OAuthError (pending)", &pending, &refs(&secrets));
 
     let found = grant
-        .verify(codes.user_code.display(), &LimiterKey::new("session"))
+        .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(LimiterKey::new("session")))
         .await
         .unwrap();
     let encoded_ticket = found.ticket.encode();
@@ -360,7 +360,7 @@ async fn a_whole_flow_prints_no_secret() {
     let decoded = VerificationTicket::decode(&encoded_ticket).unwrap();
     assert_debug_hides("VerificationTicket (decoded)", &decoded, &refs(&secrets));
     let not_found = grant
-        .verify("BCDF-GHJK", &LimiterKey::new("session"))
+        .verify("BCDF-GHJK", &device_grant::CodeEntry::from_key(LimiterKey::new("session")))
         .await
         .unwrap_err();
     assert_debug_hides("VerificationError", &not_found, &refs(&secrets));
@@ -451,6 +451,8 @@ const REDACTING: &[&str] = &[
     "HttpResponse",
     "StaticClients",
     "Approval",
+    "LimiterKey",
+    "CodeEntry",
 ];
 
 /// Types reviewed to print no secret, with why: their name does not make them
@@ -471,9 +473,10 @@ const NOT_SECRET_TYPES: &[(&str, &str)] = &[
     ("UserCodePolicy", "alphabet, length and grouping of codes"),
     ("KeyTooShort", "the length of a refused key, not the key"),
     (
-        "LimiterKey",
-        "host-chosen budget key; documented not to be a secret",
+        "KeyDigest",
+        "a keyed, truncated digest of a limiter key: nothing to reverse",
     ),
+    ("BudgetKind", "the name of a budget"),
     ("AuthorizationId", "the non-secret identifier of a request"),
     (
         "DeviceAuthorization",
@@ -719,5 +722,16 @@ fn no_public_type_derives_debug_over_a_secret_looking_field() {
             used_fields.contains(&(ty.to_string(), field.to_string())),
             "stale entry {ty}.{field} ({why})"
         );
+    }
+}
+
+#[test]
+fn limiter_keys_and_code_entries_hide_the_key() {
+    let session = "session-id-SECRET-77";
+    let key = device_grant::LimiterKey::new(session);
+    let entry = device_grant::CodeEntry::from_key(key.clone())
+        .signed_in(&device_grant::Subject::new("alice"));
+    for shown in [format!("{key:?}"), format!("{key:#?}"), format!("{entry:?}")] {
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 }
