@@ -58,7 +58,15 @@ async fn idle_trickling_and_slow_body_connections_are_closed() {
             // Idle: connects and says nothing.
             0 => std::mem::forget(write),
             // Trickled headers: a byte every 200 ms, never ending the head.
-            1 => trickle(write, b"GET /device HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().copied().chain(std::iter::repeat_n(b'a', 10_000)).collect(), Duration::from_millis(200)),
+            1 => trickle(
+                write,
+                b"GET /device HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(b'a', 10_000))
+                    .collect(),
+                Duration::from_millis(200),
+            ),
             // A slow body: the head at once, then a byte every 200 ms.
             _ => {
                 let mut bytes = b"POST /device HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000\r\n\r\n".to_vec();
@@ -106,7 +114,10 @@ async fn with_300_slow_connections_open_a_new_client_is_served() {
         let mut stream = TcpStream::connect(server.addr()).await.unwrap();
         if i % 2 == 0 {
             // Half of them in the middle of a head.
-            stream.write_all(b"GET /device HTTP/1.1\r\nHo").await.unwrap();
+            stream
+                .write_all(b"GET /device HTTP/1.1\r\nHo")
+                .await
+                .unwrap();
         }
         slow.push(stream);
     }
@@ -131,11 +142,17 @@ async fn connections_over_the_cap_are_closed_at_once_and_the_cap_frees_up() {
     // before the next one.
     // One over the cap: hung up on without an answer, not left waiting.
     let mut over = TcpStream::connect(server.addr()).await.unwrap();
-    over.write_all(b"GET /device HTTP/1.1\r\nHost: x\r\n\r\n").await.ok();
+    over.write_all(b"GET /device HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok();
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), over.read_to_end(&mut answer)).await;
     assert!(read.is_ok(), "the connection over the cap was left open");
-    assert!(answer.is_empty(), "served over the cap: {}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.is_empty(),
+        "served over the cap: {}",
+        String::from_utf8_lossy(&answer)
+    );
     // The silent ones are closed by the header timeout, and the cap frees up.
     let waits: Vec<_> = silent
         .into_iter()

@@ -24,21 +24,35 @@ async fn two_codes_in_two_tabs_each_get_their_own_answer() {
     let tv_tab = enter_code(&browser, &server, &tv).await;
     assert!(tv_tab.contains("Living-room TV"), "{}", tv_tab.html);
     let printer_tab = enter_code(&browser, &server, &printer).await;
-    assert!(printer_tab.contains("Office printer"), "{}", printer_tab.html);
+    assert!(
+        printer_tab.contains("Office printer"),
+        "{}",
+        printer_tab.html
+    );
 
     // Allow in the first tab answers the TV, and only the TV.
     let form = tv_tab.form("/consent");
-    let done = browser.submit(&tv_tab, &form, Some(("decision", "approve"))).await;
+    let done = browser
+        .submit(&tv_tab, &form, Some(("decision", "approve")))
+        .await;
     assert_eq!(done.status, 200, "{}", done.html);
     assert!(done.contains("Living-room TV"), "{}", done.html);
     assert_eq!(poll_raw(&server, TV, &tv).await.0, 200);
-    assert_eq!(poll_raw(&server, PRINTER, &printer).await.1["error"], "authorization_pending");
+    assert_eq!(
+        poll_raw(&server, PRINTER, &printer).await.1["error"],
+        "authorization_pending"
+    );
 
     // The second tab still answers the printer.
     let form = printer_tab.form("/consent");
-    let done = browser.submit(&printer_tab, &form, Some(("decision", "deny"))).await;
+    let done = browser
+        .submit(&printer_tab, &form, Some(("decision", "deny")))
+        .await;
     assert!(done.contains("Office printer"), "{}", done.html);
-    assert_eq!(poll_raw(&server, PRINTER, &printer).await.1["error"], "access_denied");
+    assert_eq!(
+        poll_raw(&server, PRINTER, &printer).await.1["error"],
+        "access_denied"
+    );
 }
 
 #[tokio::test]
@@ -57,7 +71,11 @@ async fn sign_out_forgets_the_codes_entered() {
     assert_eq!(page.path(), "/device", "{}", page.html);
     let page = browser.get(&consent.url).await;
     assert!(!page.contains("Living-room TV"), "{}", page.html);
-    assert!(page.forms().iter().all(|f| f.action != "/consent"), "{}", page.html);
+    assert!(
+        page.forms().iter().all(|f| f.action != "/consent"),
+        "{}",
+        page.html
+    );
 }
 
 #[tokio::test]
@@ -74,7 +92,9 @@ async fn a_code_entered_before_sign_in_is_answered_after_it() {
     let consent = browser.submit(&page, &form, None).await;
     assert_eq!(consent.path(), "/consent", "{}", consent.html);
     let form = consent.form("/consent");
-    let done = browser.submit(&consent, &form, Some(("decision", "approve"))).await;
+    let done = browser
+        .submit(&consent, &form, Some(("decision", "approve")))
+        .await;
     assert_eq!(done.status, 200, "{}", done.html);
     assert_eq!(poll_raw(&server, TV, &tv).await.0, 200);
 }
@@ -92,9 +112,9 @@ async fn an_expired_request_shows_expired_and_no_allow() {
     let page = browser.get(&consent.url).await;
     assert!(page.contains("expired"), "{}", page.html);
     assert!(
-        page.forms()
-            .iter()
-            .all(|f| !f.buttons.contains(&("decision".to_owned(), "approve".to_owned()))),
+        page.forms().iter().all(|f| !f
+            .buttons
+            .contains(&("decision".to_owned(), "approve".to_owned()))),
         "{}",
         page.html
     );
@@ -104,7 +124,10 @@ async fn an_expired_request_shows_expired_and_no_allow() {
 async fn device_supplied_text_is_labelled_and_cut() {
     let server = Server::start(|_| {}).await;
     let claim = format!("TotallyYourBank/1.0 {}", "X".repeat(1_000));
-    let device = reqwest::Client::builder().user_agent(claim).build().unwrap();
+    let device = reqwest::Client::builder()
+        .user_agent(claim)
+        .build()
+        .unwrap();
     let tv: serde_json::Value = device
         .post(server.url("/device_authorization"))
         .form(&[("client_id", "tv-app"), ("scope", "profile")])
@@ -118,7 +141,11 @@ async fn device_supplied_text_is_labelled_and_cut() {
     sign_in(&browser, &server, "alice", "wonderland").await;
     let consent = enter_code(&browser, &server, &tv).await;
     assert!(consent.contains("TotallyYourBank/1.0"), "{}", consent.html);
-    assert!(consent.contains("as the device describes itself"), "{}", consent.html);
+    assert!(
+        consent.contains("as the device describes itself"),
+        "{}",
+        consent.html
+    );
     assert!(!consent.contains(&"X".repeat(100)), "{}", consent.html);
 }
 
@@ -133,14 +160,19 @@ async fn echoed_input_is_truncated() {
     assert_eq!(answer.status, 400);
     assert!(answer.html.len() < 8_000, "{} bytes", answer.html.len());
     let page = browser.get(&server.url("/login")).await;
-    let form = page.form("/login").fill("username", &long).fill("password", "x");
+    let form = page
+        .form("/login")
+        .fill("username", &long)
+        .fill("password", "x");
     let answer = browser.submit(&page, &form, None).await;
     assert_eq!(answer.status, 401);
     assert!(answer.html.len() < 8_000, "{} bytes", answer.html.len());
 
     // Two megabytes of code: refused, and nothing like it sent back.
     let page = browser.get(&server.url("/device")).await;
-    let form = page.form("/device").fill("user_code", &"A".repeat(2_000_000));
+    let form = page
+        .form("/device")
+        .fill("user_code", &"A".repeat(2_000_000));
     let answer = browser.submit(&page, &form, None).await;
     assert!(answer.status >= 400);
     assert!(answer.html.len() < 8_000, "{} bytes", answer.html.len());
@@ -159,7 +191,10 @@ async fn the_api_is_never_cached() {
             .await
             .unwrap();
         assert_eq!(
-            response.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
             Some("no-store"),
             "{bearer}"
         );

@@ -55,7 +55,14 @@ async fn security_events_are_json_lines_without_secrets() {
     }
     // A device on another network, and alice allows without the step-up.
     let device = reqwest::Client::builder()
-        .default_headers([("x-forwarded-for".parse().unwrap(), "192.0.2.50".parse().unwrap())].into_iter().collect())
+        .default_headers(
+            [(
+                "x-forwarded-for".parse().unwrap(),
+                "192.0.2.50".parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
         .build()
         .unwrap();
     let far: Value = device
@@ -71,13 +78,19 @@ async fn security_events_are_json_lines_without_secrets() {
     sign_in(&alice, &server, "alice", "wonderland").await;
     let consent = enter_code(&alice, &server, &far).await;
     let form = consent.form("/consent").fill("password", "wrong-again");
-    let refused = alice.submit(&consent, &form, Some(("decision", "approve"))).await;
+    let refused = alice
+        .submit(&consent, &form, Some(("decision", "approve")))
+        .await;
     assert_eq!(refused.status, 403, "{}", refused.html);
 
     // A near device approved, redeemed, replayed; its refresh token reused.
     let beside = |ip: &str| {
         reqwest::Client::builder()
-            .default_headers([("x-forwarded-for".parse().unwrap(), ip.parse().unwrap())].into_iter().collect())
+            .default_headers(
+                [("x-forwarded-for".parse().unwrap(), ip.parse().unwrap())]
+                    .into_iter()
+                    .collect(),
+            )
             .build()
             .unwrap()
     };
@@ -92,7 +105,9 @@ async fn security_events_are_json_lines_without_secrets() {
         .unwrap();
     let consent = enter_code(&alice, &server, &near).await;
     let form = consent.form("/consent");
-    alice.submit(&consent, &form, Some(("decision", "approve"))).await;
+    alice
+        .submit(&consent, &form, Some(("decision", "approve")))
+        .await;
     let (status, tokens) = poll_raw(&server, tv, &near).await;
     assert_eq!(status, 200, "{tokens}");
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
@@ -123,7 +138,11 @@ async fn security_events_are_json_lines_without_secrets() {
     };
     let tripped = find("limiter_tripped");
     assert_eq!(tripped["fields"]["key_family"], "code:net");
-    assert!(tripped["fields"]["key_hash"].as_str().is_some_and(|h| h.len() >= 16));
+    assert!(
+        tripped["fields"]["key_hash"]
+            .as_str()
+            .is_some_and(|h| h.len() >= 16)
+    );
     let throttled = find("sign_in_throttled");
     assert_eq!(throttled["fields"]["key_family"], "login:net");
     find("step_up_failed");

@@ -53,17 +53,29 @@ async fn a_spent_refresh_token_presented_again_revokes_the_whole_family() {
     let first = approved_tokens(&server, TV, "profile offline_access").await;
     let (status, second) = refresh_tv(&server, token(&first, "refresh_token"), None).await;
     assert_eq!(status, 200, "{second}");
-    assert_eq!(me(&server, token(&second, "access_token")).await.status(), 200);
+    assert_eq!(
+        me(&server, token(&second, "access_token")).await.status(),
+        200
+    );
 
     // The first refresh token again: someone holds a copy.
     let (status, reuse) = refresh_tv(&server, token(&first, "refresh_token"), None).await;
-    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, reuse["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     // Every token of the family is dead: the live refresh token and the access
     // tokens of both rounds.
     let (status, _) = refresh_tv(&server, token(&second, "refresh_token"), None).await;
     assert_eq!(status, 400);
-    assert_eq!(me(&server, token(&second, "access_token")).await.status(), 401);
-    assert_eq!(me(&server, token(&first, "access_token")).await.status(), 401);
+    assert_eq!(
+        me(&server, token(&second, "access_token")).await.status(),
+        401
+    );
+    assert_eq!(
+        me(&server, token(&first, "access_token")).await.status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -80,9 +92,15 @@ async fn another_client_cannot_spend_a_refresh_token_it_does_not_own() {
         ],
     )
     .await;
-    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     // The owner's token still works, and its family was not revoked.
-    assert_eq!(me(&server, token(&tokens, "access_token")).await.status(), 200);
+    assert_eq!(
+        me(&server, token(&tokens, "access_token")).await.status(),
+        200
+    );
     let (status, answer) = refresh_tv(&server, token(&tokens, "refresh_token"), None).await;
     assert_eq!(status, 200, "{answer}");
 }
@@ -91,15 +109,24 @@ async fn another_client_cannot_spend_a_refresh_token_it_does_not_own() {
 async fn a_narrowed_refresh_keeps_the_original_scope_on_the_new_refresh_token() {
     let server = Server::start(|_| {}).await;
     let tokens = approved_tokens(&server, TV, "profile offline_access").await;
-    let (status, narrow) = refresh_tv(&server, token(&tokens, "refresh_token"), Some("profile")).await;
+    let (status, narrow) =
+        refresh_tv(&server, token(&tokens, "refresh_token"), Some("profile")).await;
     assert_eq!(status, 200, "{narrow}");
     assert_eq!(narrow["scope"], "profile");
-    let access: Value = me(&server, token(&narrow, "access_token")).await.json().await.unwrap();
+    let access: Value = me(&server, token(&narrow, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(access["scope"], "profile");
     // The new refresh token still carries everything that was approved.
     let (status, wide) = refresh_tv(&server, token(&narrow, "refresh_token"), None).await;
     assert_eq!(status, 200, "{wide}");
-    let access: Value = me(&server, token(&wide, "access_token")).await.json().await.unwrap();
+    let access: Value = me(&server, token(&wide, "access_token"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(access["scope"], "offline_access profile");
 }
 
@@ -129,7 +156,11 @@ async fn repeated_parameters_are_invalid_request() {
         ],
     ] {
         let (status, answer) = refresh(&server, &form).await;
-        assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_request")), "{form:?}");
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{form:?}"
+        );
     }
     // Nothing was spent by the refused requests.
     assert_eq!(refresh_tv(&server, live, None).await.0, 200);
@@ -139,7 +170,10 @@ async fn repeated_parameters_are_invalid_request() {
 async fn refresh_errors_name_the_refresh_token() {
     let server = Server::start(|_| {}).await;
     let (status, answer) = refresh_tv(&server, "no-such-token", None).await;
-    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let description = answer["error_description"].as_str().unwrap_or_default();
     assert!(description.contains("refresh token"), "{answer}");
     assert!(!description.contains("device code"), "{answer}");

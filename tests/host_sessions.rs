@@ -73,7 +73,10 @@ async fn under_https_cookies_are_host_prefixed_and_secure() {
     let mut jar = Vec::new();
     for cookie in set_cookies(&response) {
         assert!(cookie.starts_with("__Host-"), "{cookie}");
-        assert!(cookie.contains("Secure") && cookie.contains("Path=/"), "{cookie}");
+        assert!(
+            cookie.contains("Secure") && cookie.contains("Path=/"),
+            "{cookie}"
+        );
         assert!(!cookie.contains("Domain"), "{cookie}");
         jar.push(cookie.split(';').next().unwrap().to_owned());
     }

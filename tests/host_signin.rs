@@ -15,7 +15,13 @@ fn behind_proxy(o: &mut support::app::Options) {
 }
 
 /// Posts `password` for `user` `times` times from `browser`: (401s, 429s).
-async fn guess(browser: &Browser, server: &Server, user: &str, password: &str, times: usize) -> (usize, usize) {
+async fn guess(
+    browser: &Browser,
+    server: &Server,
+    user: &str,
+    password: &str,
+    times: usize,
+) -> (usize, usize) {
     let page = browser.get(&server.url("/login")).await;
     let (mut wrong, mut throttled) = (0, 0);
     for _ in 0..times {
@@ -27,7 +33,11 @@ async fn guess(browser: &Browser, server: &Server, user: &str, password: &str, t
         match answer.status {
             401 => wrong += 1,
             429 => {
-                assert!(answer.contains("Too many failed sign-ins"), "{}", answer.html);
+                assert!(
+                    answer.contains("Too many failed sign-ins"),
+                    "{}",
+                    answer.html
+                );
                 throttled += 1;
             }
             other => panic!("{other}: {}", answer.html),
@@ -51,7 +61,12 @@ async fn five_hundred_wrong_passwords_from_one_address_are_stopped() {
     // …and alice, on her own network, signs in as usual.
     let alice = Browser::from_address("198.51.100.7");
     let page = sign_in(&alice, &server, "alice", "wonderland").await;
-    assert_eq!((page.status, page.path()), (200, "/device".to_owned()), "{}", page.html);
+    assert_eq!(
+        (page.status, page.path()),
+        (200, "/device".to_owned()),
+        "{}",
+        page.html
+    );
 }
 
 #[tokio::test]
@@ -83,15 +98,26 @@ async fn guesses_from_many_networks_are_capped_per_account_without_locking_alice
         let attacker = Browser::from_address(&format!("203.0.113.{net}"));
         checked += guess(&attacker, &server, "alice", "guess", 3).await.0;
     }
-    assert!(checked <= 20, "{checked} guesses at alice's password were checked");
+    assert!(
+        checked <= 20,
+        "{checked} guesses at alice's password were checked"
+    );
     // The right password from a browser alice never used is refused too…
     let stranger = Browser::from_address("192.0.2.200");
     let page = sign_in(&stranger, &server, "alice", "wonderland").await;
     assert_eq!(page.status, 429, "{}", page.html);
     // …but her own phone signs her in.
     let page = sign_in(&phone, &server, "alice", "wonderland").await;
-    assert_eq!((page.status, page.path()), (200, "/device".to_owned()), "{}", page.html);
+    assert_eq!(
+        (page.status, page.path()),
+        (200, "/device".to_owned()),
+        "{}",
+        page.html
+    );
     // Bob's account was never the target.
     let bob = Browser::from_address("192.0.2.201");
-    assert_eq!(sign_in(&bob, &server, "bob", "builder").await.path(), "/device");
+    assert_eq!(
+        sign_in(&bob, &server, "bob", "builder").await.path(),
+        "/device"
+    );
 }

@@ -120,7 +120,11 @@ fn device_http_builder() -> oauth2::reqwest::ClientBuilder {
 
 /// A device authorization by the raw protocol: `client_id` (with `secret`, by
 /// `client_secret_post`) asks for `scope`; the JSON answer.
-pub async fn ask_raw(server: &Server, client: (&str, Option<&str>), scope: &str) -> serde_json::Value {
+pub async fn ask_raw(
+    server: &Server,
+    client: (&str, Option<&str>),
+    scope: &str,
+) -> serde_json::Value {
     let mut form = vec![("client_id", client.0), ("scope", scope)];
     if let Some(secret) = client.1 {
         form.push(("client_secret", secret));
@@ -155,14 +159,16 @@ pub async fn poll_raw(
         .send()
         .await
         .unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap(),
-    )
+    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 /// Signs `user` in on `browser` from the sign-in page; the page it lands on.
-pub async fn sign_in(browser: &browser::Browser, server: &Server, user: &str, password: &str) -> browser::Page {
+pub async fn sign_in(
+    browser: &browser::Browser,
+    server: &Server,
+    user: &str,
+    password: &str,
+) -> browser::Page {
     let page = browser.get(&server.url("/login")).await;
     let form = page
         .form("/login")
@@ -172,7 +178,11 @@ pub async fn sign_in(browser: &browser::Browser, server: &Server, user: &str, pa
 }
 
 /// Types `codes`' user code on `browser`'s code page; the page it lands on.
-pub async fn enter_code(browser: &browser::Browser, server: &Server, codes: &serde_json::Value) -> browser::Page {
+pub async fn enter_code(
+    browser: &browser::Browser,
+    server: &Server,
+    codes: &serde_json::Value,
+) -> browser::Page {
     let page = browser.get(&server.url("/device")).await;
     let form = page
         .form("/device")
