@@ -108,3 +108,61 @@ async fn under_https_cookies_are_host_prefixed_and_secure() {
         assert!(session.contains(flag), "{session}");
     }
 }
+
+/// The numbers in examples/server/README.md, measured on loopback:
+/// `cargo test --all-features --test host_sessions -- --ignored --nocapture`.
+/// Prints the median latency of a signed-in `GET /device` with no other
+/// session, then with 100,000 others.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, not a check"]
+async fn measure_page_latency_at_0_and_100k_sessions() {
+    let server = Server::start(|o| o.max_sessions = 200_000).await;
+    let browser = Browser::new();
+    sign_in(&browser, &server, "alice", "wonderland").await;
+    let before = median(&server, &browser).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let url = server.url("/login");
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            for _ in 0..12_500 {
+                // A session per sign-in, each from a fresh cookie jar.
+                let token = "x".repeat(43);
+                let response = http
+                    .post(&url)
+                    .header("cookie", format!("csrf={token}"))
+                    .form(&[
+                        ("csrf", token.as_str()),
+                        ("username", "bob"),
+                        ("password", "builder"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 303);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let live = server.host.live_sessions().await;
+    let after = median(&server, &browser).await;
+    println!("median GET /device: {before:?} with 1 session, {after:?} with {live} sessions");
+}
+
+async fn median(server: &Server, browser: &Browser) -> std::time::Duration {
+    let url = server.url("/device");
+    let mut took = Vec::new();
+    for _ in 0..2_000 {
+        let start = std::time::Instant::now();
+        let page = browser.get(&url).await;
+        took.push(start.elapsed());
+        assert_eq!(page.status, 200);
+    }
+    took.sort();
+    took[took.len() / 2]
+}

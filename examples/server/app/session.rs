@@ -261,7 +261,7 @@ impl Cookies {
     /// Adds the cookies set on this request to `response`.
     pub fn apply(self, mut response: Response) -> Response {
         for cookie in self.out {
-            if let Ok(value) = HeaderValue::from_str(&&cookie.to_string()) {
+            if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
                 response.headers_mut().append(SET_COOKIE, value);
             }
         }
