@@ -118,7 +118,7 @@ async fn the_same_network_gets_the_plain_consent_page() {
     assert!(!consent.contains("not on your network"));
     assert!(consent.contains(DEVICE_IP), "the device's address is shown");
     // No step-up: the form is the CSRF token and the two buttons.
-    assert_eq!(field_names(&consent), ["csrf"]);
+    assert_eq!(field_names(&consent), ["csrf", "request"]);
     let form = consent.form("/consent");
     assert_eq!(form.buttons.len(), 2);
     let done = approve(&browser, &consent, form).await;
@@ -149,7 +149,10 @@ async fn a_device_on_another_network_needs_a_step_up_before_allow() {
         );
     }
     assert!(!consent.contains("same network as you"));
-    assert_eq!(field_names(&consent), ["csrf", "password", "own_device"]);
+    assert_eq!(
+        field_names(&consent),
+        ["csrf", "request", "password", "own_device"]
+    );
 
     // Allow as it stands, without the step-up: refused, the request stays.
     let refused = approve(&browser, &consent, consent.form("/consent")).await;
@@ -218,7 +221,7 @@ async fn a_refusing_policy_leaves_only_deny_and_refuses_a_forged_allow() {
     );
     let form = consent.form("/consent");
     assert_eq!(form.buttons, [("decision".into(), "deny".into())]);
-    assert_eq!(field_names(&consent), ["csrf"]);
+    assert_eq!(field_names(&consent), ["csrf", "request"]);
 
     // Allow sent anyway, as a forged form would: refused.
     let mut forged = form.clone();
@@ -259,7 +262,7 @@ async fn an_old_request_needs_a_step_up_even_on_the_same_address_also_at_the_pos
     let browser = Browser::new();
     let consent = reach_consent(&browser, &server, &codes).await;
     assert!(consent.contains("Your device is on the same network as you."));
-    assert_eq!(field_names(&consent), ["csrf"]);
+    assert_eq!(field_names(&consent), ["csrf", "request"]);
     // Two minutes later the request is six minutes old: the POST asks for the
     // step-up the page did not show.
     clock.advance(time::Duration::minutes(2));

@@ -505,8 +505,21 @@ async fn openid_brings_an_id_token_signed_with_the_published_key() {
 async fn pages_set_a_safe_session_cookie_and_refuse_framing() {
     let server = Server::start(|_| {}).await;
     let page = Browser::new().get(&server.url("/device")).await;
-    let cookie = page.header("set-cookie").expect("a session cookie");
-    assert!(cookie.starts_with("sid="));
+    // A page view stores no session: its CSRF token rides in a cookie of its own.
+    let cookies: Vec<_> = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("sid=")),
+        "{cookies:?}"
+    );
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("csrf="))
+        .expect("a CSRF cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"

@@ -5,6 +5,7 @@
 //! cargo run --release --example server -- [--addr 127.0.0.1:8080] [--issuer URL]
 //!     [--expires-in SECS] [--interval SECS] [--store memory|redis://…|postgres://…]
 //!     [--rate-limits on|off] [--client-address peer|x-forwarded-for]
+//!     [--log-format text|json]
 //! ```
 //!
 //! Then run the device side (`cargo run --example device`) and open the page it
@@ -24,7 +25,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: server [--addr 127.0.0.1:8080] [--issuer URL] \
                      [--expires-in SECS] [--interval SECS] \
                      [--store memory|redis://HOST[:PORT][/DB]|postgres://USER@HOST[:PORT]/DB] \
-                     [--rate-limits on|off] [--client-address peer|x-forwarded-for]\n\
+                     [--rate-limits on|off] [--client-address peer|x-forwarded-for] \
+                     [--log-format text|json]\n\
                      environment: DEVICE_GRANT_USER_CODE_KEY (64 hex digits), the same on \
                      every instance sharing a store";
 
@@ -40,6 +42,7 @@ struct Args {
     store: String,
     rate_limits: bool,
     client_address: app::ClientAddress,
+    log_format: app::LogFormat,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         store: "memory".to_owned(),
         rate_limits: true,
         client_address: app::ClientAddress::Peer,
+        log_format: app::LogFormat::Text,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +83,13 @@ fn parse_args() -> Result<Args, String> {
             "--client-address" => {
                 args.client_address = value.parse().map_err(|e: String| bad(&e))?
             }
+            "--log-format" => {
+                args.log_format = match value.as_str() {
+                    "text" => app::LogFormat::Text,
+                    "json" => app::LogFormat::Json,
+                    _ => return Err(bad("expected `text` or `json`")),
+                }
+            }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
@@ -105,6 +116,10 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let args = parse_args()?;
+    // Security events (spent budgets, throttled sign-ins, replays, reuse) go
+    // to stderr, as JSON lines with `--log-format json`.
+    let logs = app::log_subscriber(args.log_format, std::io::stderr);
+    tracing::subscriber::set_global_default(logs).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -115,6 +130,13 @@ async fn run() -> Result<(), String> {
 
     let mut options = app::Options::new(issuer.clone());
     options.expires_in = time::Duration::seconds(args.expires_in);
+    if args.expires_in < 30 {
+        eprintln!(
+            "WARNING: --expires-in {} is under 30 s: codes expire before most people can type \
+             them. For tests only.",
+            args.expires_in
+        );
+    }
     options.interval = args.interval;
     options.rate_limits = args.rate_limits;
     options.client_address = args.client_address;
@@ -135,6 +157,7 @@ async fn run() -> Result<(), String> {
     }
     options.store = storage.store;
     options.limiter = storage.limiter;
+    let connections = options.connections;
     let router = app::router(options).map_err(|e| format!("cannot start: {e}"))?;
 
     if !args.rate_limits {
@@ -154,7 +177,7 @@ async fn run() -> Result<(), String> {
     println!("  verification page: {issuer}/device");
     println!("  metadata:          {issuer}/.well-known/oauth-authorization-server");
     println!("  demo users:        alice / wonderland, bob / builder");
-    app::serve(listener, router)
+    app::serve(listener, router, connections)
         .await
         .map_err(|e| format!("server failed: {e}"))
 }

@@ -26,6 +26,8 @@ pub struct Server {
     pub events: Arc<RecordedEvents>,
     /// How many token responses this instance minted for device codes.
     pub issued: Arc<AtomicUsize>,
+    /// The app's handle: its live sessions.
+    pub host: app::Host,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -46,14 +48,21 @@ impl Server {
         options.events = Some(events.clone());
         let issued = options.issued.clone();
         configure(&mut options);
-        let router = app::router(options).unwrap();
-        let task = tokio::spawn(app::serve(listener, router));
+        let connections = options.connections;
+        let (router, host) = app::build(options).unwrap();
+        let task = tokio::spawn(app::serve(listener, router, connections));
         Server {
             base,
             events,
             issued,
+            host,
             task,
         }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -107,4 +116,98 @@ fn device_http_builder() -> oauth2::reqwest::ClientBuilder {
     oauth2::reqwest::Client::builder()
         .redirect(oauth2::reqwest::redirect::Policy::none())
         .user_agent("LivingRoomTV/2.1 (e2e test)")
+}
+
+/// A device authorization by the raw protocol: `client_id` (with `secret`, by
+/// `client_secret_post`) asks for `scope`; the JSON answer.
+pub async fn ask_raw(
+    server: &Server,
+    client: (&str, Option<&str>),
+    scope: &str,
+) -> serde_json::Value {
+    let mut form = vec![("client_id", client.0), ("scope", scope)];
+    if let Some(secret) = client.1 {
+        form.push(("client_secret", secret));
+    }
+    let response = reqwest::Client::new()
+        .post(server.url("/device_authorization"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// One poll of the token endpoint for `codes`: status and JSON.
+pub async fn poll_raw(
+    server: &Server,
+    client: (&str, Option<&str>),
+    codes: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut form = vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", client.0),
+        ("device_code", codes["device_code"].as_str().unwrap()),
+    ];
+    if let Some(secret) = client.1 {
+        form.push(("client_secret", secret));
+    }
+    let response = reqwest::Client::new()
+        .post(server.url("/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Signs `user` in on `browser` from the sign-in page; the page it lands on.
+pub async fn sign_in(
+    browser: &browser::Browser,
+    server: &Server,
+    user: &str,
+    password: &str,
+) -> browser::Page {
+    let page = browser.get(&server.url("/login")).await;
+    let form = page
+        .form("/login")
+        .fill("username", user)
+        .fill("password", password);
+    browser.submit(&page, &form, None).await
+}
+
+/// Types `codes`' user code on `browser`'s code page; the page it lands on.
+pub async fn enter_code(
+    browser: &browser::Browser,
+    server: &Server,
+    codes: &serde_json::Value,
+) -> browser::Page {
+    let page = browser.get(&server.url("/device")).await;
+    let form = page
+        .form("/device")
+        .fill("user_code", codes["user_code"].as_str().unwrap());
+    browser.submit(&page, &form, None).await
+}
+
+/// The whole flow by the raw protocol: `client` asks for `scope`, alice
+/// approves in a fresh browser, and the device's token response.
+pub async fn approved_tokens(
+    server: &Server,
+    client: (&str, Option<&str>),
+    scope: &str,
+) -> serde_json::Value {
+    let codes = ask_raw(server, client, scope).await;
+    let browser = browser::Browser::new();
+    sign_in(&browser, server, "alice", "wonderland").await;
+    let consent = enter_code(&browser, server, &codes).await;
+    assert_eq!(consent.path(), "/consent", "{}", consent.html);
+    let form = consent.form("/consent");
+    let done = browser
+        .submit(&consent, &form, Some(("decision", "approve")))
+        .await;
+    assert_eq!(done.status, 200, "{}", done.html);
+    let (status, tokens) = poll_raw(server, client, &codes).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
 }

@@ -8,29 +8,34 @@
 //!   `refresh_token` grant;
 //! - `jwt`: the key ID tokens are signed with, published at `/jwks.json`;
 //! - `oauth`: the JSON endpoints (metadata, device authorization, token, API);
-//! - `pages`, `session`, `views`: the verification pages a person walks through.
+//! - `pages`, `session`, `views`: the verification pages a person walks through;
+//! - `security`: the sign-in budgets, the network a budget is keyed by, and
+//!   the security log.
 
 mod accounts;
 mod address;
 mod jwt;
 mod oauth;
 mod pages;
+mod security;
 mod session;
 mod tokens;
 mod views;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use device_grant::{
     AttemptLimiter, Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, Event,
-    EventSink, Interval, MemoryLimiter, MemoryStore, NetworkPolicy, PollingRules, Store,
-    SystemClock, UserCodeKey,
+    EventSink, Interval, MemoryLimiter, MemoryStore, NetworkPolicy, PollingRules,
+    Store, SystemClock, UserCodeKey,
 };
 use time::Duration;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 pub use address::ClientAddress;
 
@@ -77,6 +82,77 @@ pub struct Options {
     /// crate calls the issuer once per redeemed code): read by tests and by
     /// whoever wants a metric.
     pub issued: Arc<AtomicUsize>,
+    /// The most sessions kept at once; past it, the least used go first.
+    pub max_sessions: u64,
+    /// Connection limits, for [`serve`].
+    pub connections: Connections,
+}
+
+/// How long a connection may take, and how many may be open: what keeps
+/// silent, trickling and slow clients from holding the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Connections {
+    /// Waiting for a request's head (hyper's `header_read_timeout`). hyper
+    /// starts it whenever the connection waits for a request, so it is also
+    /// the idle keep-alive timeout.
+    pub header_read: std::time::Duration,
+    /// Waiting for each piece of a request body (tower-http).
+    pub request_body: std::time::Duration,
+    /// A whole request, body included (tower-http): a body trickled just fast
+    /// enough for the previous limit still ends here.
+    pub request: std::time::Duration,
+    /// Open connections at once; one more is closed at once. Keep it under the
+    /// process's descriptor limit (`ulimit -n`).
+    pub max: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            header_read: std::time::Duration::from_secs(10),
+            request_body: std::time::Duration::from_secs(10),
+            request: std::time::Duration::from_secs(30),
+            max: 1024,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: one readable line per event.
+    Text,
+    /// For machines: one JSON object per line (`fields.event` names security
+    /// events).
+    Json,
+}
+
+/// The subscriber `main` installs, writing to `writer` in `format`.
+pub fn log_subscriber<W>(format: LogFormat, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(builder.json().finish()),
+    }
+}
+
+/// What a running app lets its host (and the tests) observe.
+// `main` keeps none of it; the tests read the session count.
+#[allow(dead_code)]
+#[derive(Clone)]
+pub struct Host {
+    sessions: session::Store,
+}
+
+#[allow(dead_code)]
+impl Host {
+    /// How many sessions are kept now.
+    pub async fn live_sessions(&self) -> u64 {
+        self.sessions.live().await
+    }
 }
 
 impl Options {
@@ -99,6 +175,8 @@ impl Options {
             access_token_lifetime: Duration::hours(1),
             events: None,
             issued: Arc::default(),
+            max_sessions: 100_000,
+            connections: Connections::default(),
         }
     }
 }
@@ -221,13 +299,18 @@ fn budgets(rate_limits: bool) -> Budgets {
 pub(crate) struct App {
     issuer: String,
     grant: DeviceGrant,
+    /// The grant's limiter, also counting failed sign-ins.
+    limiter: Arc<dyn AttemptLimiter>,
     tokens: Arc<tokens::Tokens>,
     signer: Arc<jwt::Signer>,
     users: accounts::Users,
-    sessions: session::Sessions,
     views: views::Views,
     clock: Arc<dyn Clock>,
-    secure_cookies: bool,
+    cookies: session::Names,
+    /// Signs the "known browser" cookie. Per process: on several instances a
+    /// browser is known to the one it signed in on.
+    cookie_key: Arc<cookie::Key>,
+    key_hasher: Arc<security::KeyHasher>,
     client_address: ClientAddress,
 }
 
@@ -235,6 +318,11 @@ type State = axum::extract::State<Arc<App>>;
 
 /// Builds the server's router.
 pub fn router(options: Options) -> Result<Router, SetupError> {
+    build(options).map(|(router, _)| router)
+}
+
+/// Builds the server's router and handle.
+pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
     let interval = Interval::from_secs(options.interval).ok_or(SetupError::Interval)?;
     // The crate lets a poll come up to `leeway` early; it must stay below the
     // interval, so a 1 s interval (handy in demos and tests) gets none.
@@ -243,11 +331,17 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
     } else {
         Duration::ZERO
     };
-    let config = Config::builder(
+    let mut config = Config::builder(
         format!("{}/device", options.issuer),
         // Instances sharing a store must share this key.
         options.user_code_key,
-    )
+    );
+    if options.expires_in < Duration::seconds(30) {
+        // Black-box tests of a server need codes that expire in seconds;
+        // `main` warns when it is asked for such a lifetime.
+        config = config.danger_allow_short_lifetimes_for_tests();
+    }
+    let config = config
     .lifetime(options.expires_in)
     .interval(interval)
     .polling(PollingRules {
@@ -265,13 +359,14 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         signer.clone(),
         options.issued,
     ));
+    let key_hasher = Arc::new(security::KeyHasher::generate());
     let events = Arc::new(AuditEvents {
         tokens: tokens.clone(),
         also: options.events,
     });
     let grant = DeviceGrant::builder(config, Arc::new(accounts::clients()), tokens.clone())
         .store(options.store)
-        .limiter(options.limiter)
+        .limiter(options.limiter.clone())
         .clock(options.clock.clone())
         .events(events)
         .consent_policy(options.consent_policy)
@@ -280,20 +375,28 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         spawn_purge(grant.clone(), every);
     }
 
+    let cookies = session::Names::new(options.issuer.starts_with("https://"));
+    let sessions = session::Store::new(options.max_sessions);
     let app = Arc::new(App {
-        secure_cookies: options.issuer.starts_with("https://"),
         issuer: options.issuer,
         grant,
+        limiter: options.limiter,
         tokens,
         signer,
         users: accounts::Users::demo(),
-        sessions: session::Sessions::default(),
         views: views::Views::new(),
         clock: options.clock,
+        cookie_key: Arc::new(cookie::Key::generate()),
+        key_hasher,
         client_address: options.client_address,
+        cookies: cookies.clone(),
     });
 
-    Ok(Router::new()
+    let limits = options.connections;
+    let host = Host {
+        sessions: sessions.clone(),
+    };
+    let router = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata),
@@ -308,19 +411,72 @@ pub fn router(options: Options) -> Result<Router, SetupError> {
         .route("/logout", post(pages::sign_out))
         .route("/consent", get(pages::consent).post(pages::decide))
         .route("/static/style.css", get(views::stylesheet))
+        .layer(session::layer(sessions, &cookies))
         .layer(axum::middleware::map_response(views::security_headers))
-        .with_state(app))
+        // Every form and OAuth request here is a few hundred bytes.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestBodyTimeoutLayer::new(limits.request_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request,
+        ))
+        .with_state(app);
+    Ok((router, host))
 }
 
-/// Serves `router` on `listener`, handing each request its peer address (the
-/// device's and the approver's, compared at consent; the key of the budgets).
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+/// The largest request body read.
+const MAX_BODY: usize = 16 * 1024;
+
+/// Serves `router` on `listener` with hyper's HTTP/1 server, handing each
+/// request its peer address (the device's and the approver's, compared at
+/// consent; the key of the budgets). At most `limits.max` connections are open
+/// at once: one more is closed on arrival, rather than left to wait in the
+/// backlog while descriptors run out.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Connections,
+) -> std::io::Result<()> {
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        // The largest request head read (the default is about 400 KB).
+        .max_buf_size(MAX_HEAD);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of descriptors, or the peer gone before accept: this
+            // connection is lost, the listener is not.
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::warn!(
+                event = "connection_refused",
+                max = limits.max,
+                "too many connections"
+            );
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            router.clone().layer(axum::Extension(ConnectInfo(peer))),
+        );
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is not the server's error.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
 }
+
+/// The largest request head (request line and headers) read.
+const MAX_HEAD: usize = 16 * 1024;
 
 /// Purges expired records every `every`, for as long as the process runs
 /// (when called inside a Tokio runtime, as `main` and the tests are).
@@ -351,8 +507,25 @@ struct AuditEvents {
 
 impl EventSink for AuditEvents {
     fn record(&self, event: &Event) {
-        if let Event::Replay { id, .. } = event {
-            self.tokens.revoke_grant(*id);
+        match event {
+            Event::Replay { id, client_id } => {
+                tracing::warn!(
+                    event = "device_code_replayed",
+                    authorization = %id,
+                    client_id = client_id.as_str(),
+                    "a redeemed device code was presented again; its tokens are revoked"
+                );
+                self.tokens.revoke_grant(*id);
+            }
+            // The crate's own budgets: it hands over the budget and a keyed
+            // digest of the key, never the key.
+            Event::LimiterTripped { budget, key } => tracing::warn!(
+                event = "limiter_tripped",
+                key_family = budget.as_str(),
+                key_hash = %key,
+                "budget spent"
+            ),
+            _ => {}
         }
         if let Some(sink) = &self.also {
             sink.record(event);

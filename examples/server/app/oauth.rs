@@ -3,7 +3,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT, WWW_AUTHENTICATE};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, USER_AGENT, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use device_grant::protocol::form::Form;
@@ -14,6 +16,7 @@ use device_grant::{
 use super::State;
 use super::accounts::SCOPES;
 use super::address::ClientIp;
+use super::tokens::RefreshError;
 
 /// RFC 8414 authorization server metadata.
 pub async fn metadata(state: State) -> Json<serde_json::Value> {
@@ -66,30 +69,71 @@ pub async fn device_authorization(
 /// a missing or unknown `grant_type`); `refresh_token` is this server's own.
 pub async fn token(state: State, headers: HeaderMap, body: Bytes) -> Response {
     let request = endpoint_request(&headers, &body);
-    let grant_type = form_urlencoded::parse(&body)
-        .find(|(name, _)| name == "grant_type")
-        .map(|(_, value)| value);
-    let result = match grant_type.as_deref() {
-        Some("refresh_token") => refresh(&state, request).await,
+    // The crate's form rules: a repeated parameter (`grant_type` included) is
+    // invalid_request (RFC 6749 §3.2), never "the first one wins".
+    let grant_type = Form::parse(&body, &Limits::default())
+        .map_err(OAuthError::from)
+        .and_then(|form| Ok(form.get("grant_type")?.map(str::to_owned)));
+    match grant_type {
+        Ok(Some(grant_type)) if grant_type == "refresh_token" => refresh(&state, request).await,
         // DEVICE_CODE_GRANT_TYPE, and anything else: the crate answers a missing
         // grant_type with invalid_request and an unknown one with
         // unsupported_grant_type.
-        _ => state.grant.token(request).await,
-    };
-    oauth_response(result.to_http())
+        Ok(_) => oauth_response(state.grant.token(request).await.to_http()),
+        Err(error) => oauth_response(Err::<device_grant::TokenResponse, _>(error).to_http()),
+    }
 }
 
-async fn refresh(
-    state: &super::App,
-    request: EndpointRequest<'_>,
-) -> Result<device_grant::TokenResponse, OAuthError> {
+async fn refresh(state: &super::App, request: EndpointRequest<'_>) -> Response {
     // The same client authentication as the device code grant, from the crate.
-    let client = state.grant.authenticate_client(request).await?;
-    let form = Form::parse(request.body, &Limits::default())?;
-    let refresh_token = form.require("refresh_token")?;
-    state
+    let client = match state.grant.authenticate_client(request).await {
+        Ok(client) => client,
+        Err(error) => {
+            return oauth_response(Err::<device_grant::TokenResponse, _>(error).to_http());
+        }
+    };
+    let fields = Form::parse(request.body, &Limits::default()).and_then(|form| {
+        Ok((
+            form.require("refresh_token")?.to_owned(),
+            form.get("scope")?.map(str::to_owned),
+        ))
+    });
+    let (refresh_token, scope) = match fields {
+        Ok(fields) => fields,
+        Err(error) => {
+            return oauth_response(
+                Err::<device_grant::TokenResponse, _>(OAuthError::from(error)).to_http(),
+            );
+        }
+    };
+    match state
         .tokens
-        .refresh(&client.id, refresh_token, form.get("scope")?)
+        .refresh(&client.id, &refresh_token, scope.as_deref())
+    {
+        Ok(tokens) => oauth_response(Ok::<_, OAuthError>(tokens).to_http()),
+        // The crate's descriptions of these errors speak of device codes.
+        Err(RefreshError::InvalidGrant) => refresh_error(
+            "invalid_grant",
+            "the refresh token is invalid, expired, revoked, or was issued to another client",
+        ),
+        Err(RefreshError::InvalidScope) => refresh_error(
+            "invalid_scope",
+            "the requested scope exceeds the scope the refresh token was granted",
+        ),
+    }
+}
+
+/// An RFC 6749 §5.2 error of the refresh grant.
+fn refresh_error(error: &str, description: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (PRAGMA, HeaderValue::from_static("no-cache")),
+        ],
+        Json(serde_json::json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
 }
 
 /// `GET /api/me`: the protected resource. RFC 6750 bearer tokens only.
@@ -103,12 +147,16 @@ pub async fn me(state: State, headers: HeaderMap) -> Response {
         return unauthorized(r#"Bearer realm="api""#);
     };
     match state.tokens.introspect(token) {
-        Some(grant) => Json(serde_json::json!({
-            "sub": grant.subject,
-            "client_id": grant.client_id.as_str(),
-            "scope": grant.scopes.to_string(),
-        }))
-        .into_response(),
+        Some(grant) => (
+            // Personal data behind a credential: no cache may keep it.
+            [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            Json(serde_json::json!({
+                "sub": grant.subject,
+                "client_id": grant.client_id.as_str(),
+                "scope": grant.scopes.to_string(),
+            })),
+        )
+            .into_response(),
         None => unauthorized(r#"Bearer realm="api", error="invalid_token""#),
     }
 }
@@ -116,7 +164,10 @@ pub async fn me(state: State, headers: HeaderMap) -> Response {
 fn unauthorized(challenge: &'static str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
-        [(WWW_AUTHENTICATE, HeaderValue::from_static(challenge))],
+        [
+            (WWW_AUTHENTICATE, HeaderValue::from_static(challenge)),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
         Json(serde_json::json!({ "error": "invalid_token" })),
     )
         .into_response()

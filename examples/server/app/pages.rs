@@ -1,70 +1,141 @@
 //! The verification pages (RFC 8628 §3.3): enter the code, sign in, consent,
-//! done. Each handler loads the session, checks the form's CSRF token, calls the
-//! crate's verification API, and renders a template.
+//! done. Each handler checks the form's CSRF token, reads what the session
+//! holds, calls the crate's verification API, and renders a template.
+//!
+//! A browser may have several codes in flight (two tabs, two devices): the
+//! session holds each request found, and every consent page and form names
+//! the one it answers, so that Allow approves exactly what the page showed.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::{Form, Query};
-use axum::http::header::{RETRY_AFTER, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use device_grant::{
-    Assessment, ConsentDecision, LimiterKey, PendingRequest, Proximity, ScopeSet, Subject,
-    VerificationError, VerificationTicket,
+    Assessment, Client, CodeEntry, ConsentDecision, LimiterKey, PendingRequest, Proximity,
+    RequestDetails, Subject, VerificationError, VerificationTicket,
 };
 use minijinja::context;
 use time::{Duration, OffsetDateTime};
+use tower_sessions::Session;
 
 use super::address::ClientIp;
-use super::session::{self, Session};
+use super::security::{self, MAX_USERNAME, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_NETWORK};
+use super::session::Cookies;
 use super::views::qr_svg;
 use super::{App, State, accounts};
 
-/// The request a person entered a code for, as the consent page shows it. Kept
-/// in the server-side session between the code and the decision.
-#[derive(Clone)]
+/// Session keys.
+const USER: &str = "user";
+const PENDING: &str = "pending";
+
+/// Requests one browser may hold at once; the oldest is forgotten first.
+const MAX_PENDING: usize = 5;
+
+/// How much of what a person typed is shown back to them.
+const ECHO_CODE: usize = 32;
+
+/// How much of what the device says of itself is shown, as its own claim.
+const DEVICE_CLAIM: usize = 80;
+
+/// A request a person entered a code for, as the consent page shows it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     /// The crate's handle on exactly this request, encoded.
     ticket: String,
+    /// Its id: what the consent page and form name.
+    id: String,
     client_name: String,
-    client_id: String,
-    scopes: ScopeSet,
-    device_ip: Option<String>,
-    device_user_agent: Option<String>,
-    asked_at: OffsetDateTime,
-    expires_at: OffsetDateTime,
-    /// The crate's view of the request, which `DeviceGrant::assess` compares
-    /// with the approver at consent.
-    found: PendingRequest,
+    request: RequestDetails,
 }
 
 impl From<PendingRequest> for Pending {
     fn from(found: PendingRequest) -> Self {
-        let request = &found.request;
         Self {
-            found: found.clone(),
             ticket: found.ticket.encode(),
+            id: found.ticket.id().to_string(),
             client_name: found.client.name.clone(),
-            client_id: found.client.id.as_str().to_owned(),
-            scopes: request.scopes.clone(),
-            device_ip: request.context.ip.map(|ip| ip.to_string()),
-            device_user_agent: request.context.user_agent.clone(),
-            asked_at: request.created_at,
-            expires_at: request.expires_at,
+            request: (*found.request).clone(),
         }
     }
 }
 
+impl Pending {
+    /// The crate's view of the request again, for `DeviceGrant::assess`, which
+    /// reads the request's details (the client's registration is not needed).
+    fn found(&self, now: OffsetDateTime) -> Option<PendingRequest> {
+        Some(PendingRequest {
+            ticket: VerificationTicket::decode(&self.ticket)?,
+            client: Arc::new(Client::new(self.request.client_id.as_str(), Vec::new())),
+            request: Arc::new(self.request.clone()),
+            age: now - self.request.created_at,
+        })
+    }
+
+    fn expired(&self, now: OffsetDateTime) -> bool {
+        now >= self.request.expires_at
+    }
+}
+
 /// Who signed in to this session, and when.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct SignedIn {
     pub username: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// What the session holds. A failing session store is a server error.
+async fn signed_in(session: &Session) -> Option<SignedIn> {
+    session.get(USER).await.ok().flatten()
+}
+
+async fn pending_list(session: &Session) -> Vec<Pending> {
+    session
+        .get(PENDING)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+async fn pending_by_id(session: &Session, id: &str) -> Option<Pending> {
+    pending_list(session).await.into_iter().find(|p| p.id == id)
+}
+
+/// Keeps `pending` (once, newest last), forgetting the oldest beyond the bound.
+async fn keep_pending(session: &Session, pending: Pending) -> Result<(), Response> {
+    let mut list = pending_list(session).await;
+    list.retain(|p| p.id != pending.id);
+    list.push(pending);
+    let excess = list.len().saturating_sub(MAX_PENDING);
+    list.drain(..excess);
+    session
+        .insert(PENDING, list)
+        .await
+        .map_err(|_| unavailable())
+}
+
+async fn forget_pending(session: &Session, id: &str) -> Result<(), Response> {
+    let mut list = pending_list(session).await;
+    list.retain(|p| p.id != id);
+    session
+        .insert(PENDING, list)
+        .await
+        .map_err(|_| unavailable())
 }
 
 #[derive(serde::Deserialize)]
 pub struct CodeQuery {
     user_code: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct RequestQuery {
+    #[serde(default)]
+    request: String,
 }
 
 // Missing fields are empty rather than a framework error page: an empty CSRF
@@ -85,12 +156,18 @@ pub struct SignInForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// The request the person is signing in to answer, if any.
+    #[serde(default)]
+    request: String,
 }
 
 #[derive(serde::Deserialize)]
 pub struct DecisionForm {
     #[serde(default)]
     csrf: String,
+    /// The request this form answers: the one its page showed.
+    #[serde(default)]
+    request: String,
     #[serde(default)]
     decision: String,
     /// The step-up: the person's password again…
@@ -118,10 +195,10 @@ pub async fn home() -> Redirect {
 /// send a link with their own code in it.
 pub async fn enter_code(
     state: State,
-    headers: HeaderMap,
+    cookies: Cookies,
+    session: Session,
     Query(query): Query<CodeQuery>,
 ) -> Response {
-    let (sid, session) = state.sessions.load(&headers, state.clock.now());
     let mut code = String::new();
     let mut confirm = false;
     let mut qr = None;
@@ -144,48 +221,58 @@ pub async fn enter_code(
         },
         "device.html",
         context! {
-            csrf => session.csrf,
-            user => user_name(&state, &session),
+            csrf => cookies.csrf(),
+            user => user_name(&state, &session).await,
             user_code => code,
             confirm,
             qr,
             error,
         },
     );
-    with_cookie(page, &sid, &state)
+    cookies.apply(page)
 }
 
 const MALFORMED: &str =
     "That is not a code from a device. Type the code exactly as your device shows it.";
 
-/// `POST /device`: looks the code up, counting wrong ones against the
-/// person's address.
+/// `POST /device`: looks the code up. Wrong codes are counted against the
+/// person's network and, when signed in, their account: a guesser can drop
+/// cookies, not networks, and one account guessing from many networks is still
+/// one budget.
 pub async fn submit_code(
     state: State,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    cookies: Cookies,
+    session: Session,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let (sid, mut session) = state.sessions.load(&headers, state.clock.now());
-    if !session.csrf_ok(&form.csrf) {
-        return with_cookie(expired_form(&state), &sid, &state);
+    if !cookies.csrf_ok(&form.csrf) {
+        return cookies.apply(expired_form(&state));
     }
-    // The address, not the session: a guesser can drop cookies, not addresses.
-    let key = LimiterKey::new(match ip {
-        Some(ip) => format!("ip:{ip}"),
-        None => "ip:unknown".to_owned(),
-    });
-    let entry = device_grant::CodeEntry::from_key(key);
-    let (status, error) = match state.grant.verify(&form.user_code, &entry).await {
+    let user = signed_in(&session).await;
+    // Wrong codes count against the person's network (an IPv4 address or an
+    // IPv6 /64: a guesser can drop cookies, not networks) and, when signed in,
+    // against the account.
+    let mut entry = match ip {
+        Some(ip) => CodeEntry::from_address(ip),
+        None => CodeEntry::from_key(LimiterKey::new("code:net:unknown")),
+    };
+    if let Some(user) = &user {
+        entry = entry.signed_in(&Subject::new(user.username.clone()));
+    }
+    let result = state.grant.verify(&form.user_code, &entry).await;
+    let (status, error) = match result {
         Ok(found) => {
-            session.pending = Some(found.into());
-            let next = if session.user.is_some() {
-                "/consent"
+            let pending = Pending::from(found);
+            let next = if user.is_some() {
+                format!("/consent?request={}", pending.id)
             } else {
-                "/login"
+                format!("/login?request={}", pending.id)
             };
-            state.sessions.save(&sid, session);
-            return with_cookie(Redirect::to(next).into_response(), &sid, &state);
+            if let Err(page) = keep_pending(&session, pending).await {
+                return page;
+            }
+            return cookies.apply(Redirect::to(&next).into_response());
         }
         Err(VerificationError::Malformed(_)) => (StatusCode::BAD_REQUEST, MALFORMED.to_owned()),
         Err(VerificationError::NotFound) => (
@@ -195,34 +282,65 @@ pub async fn submit_code(
                 .to_owned(),
         ),
         Err(VerificationError::TooManyAttempts { retry_after }) => {
-            let secs = retry_after.whole_seconds().max(1);
-            let message = format!("Too many wrong codes. Try again in {secs} seconds.");
-            let page = render_device_error(
-                &state,
-                &session,
-                &form.user_code,
-                StatusCode::TOO_MANY_REQUESTS,
-                message,
+            return too_many_codes(&state, &session, cookies, &form.user_code, retry_after).await;
+        }
+        // Too many wrong codes across the whole service: for a while, only
+        // people who have signed in may enter codes. Nobody is refused.
+        Err(VerificationError::SignInRequired { retry_after }) => {
+            tracing::warn!(
+                event = "code_entry_signed_in_mode",
+                retry_after = retry_after.whole_seconds(),
+                "code entry asks people to sign in first"
             );
-            let mut page = with_cookie(page, &sid, &state);
-            page.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
-            return page;
+            (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Please sign in first (Sign in, at /login), then enter your code again. \
+                     For the next {} minutes, codes can only be entered after signing in.",
+                    retry_after.whole_minutes().max(1)
+                ),
+            )
         }
         Err(error) => {
-            eprintln!("verification failed: {error}");
+            tracing::error!(%error, "verification failed");
             (StatusCode::SERVICE_UNAVAILABLE, TRY_AGAIN.to_owned())
         }
     };
-    let page = render_device_error(&state, &session, &form.user_code, status, error);
-    with_cookie(page, &sid, &state)
+    let page =
+        render_device_error(&state, &session, &cookies, &form.user_code, status, error).await;
+    cookies.apply(page)
+}
+
+async fn too_many_codes(
+    state: &App,
+    session: &Session,
+    cookies: Cookies,
+    typed: &str,
+    retry_after: Duration,
+) -> Response {
+    let secs = retry_after.whole_seconds().max(1);
+    let message = format!("Too many wrong codes. Try again in {secs} seconds.");
+    let page = render_device_error(
+        state,
+        session,
+        &cookies,
+        typed,
+        StatusCode::TOO_MANY_REQUESTS,
+        message,
+    )
+    .await;
+    let mut page = cookies.apply(page);
+    page.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+    page
 }
 
 const TRY_AGAIN: &str = "Something went wrong on our side. Please try again in a moment.";
 
-fn render_device_error(
+async fn render_device_error(
     state: &App,
     session: &Session,
+    cookies: &Cookies,
     typed: &str,
     status: StatusCode,
     error: String,
@@ -231,27 +349,35 @@ fn render_device_error(
         status,
         "device.html",
         context! {
-            csrf => session.csrf,
-            user => user_name(state, session),
-            user_code => typed,
+            csrf => cookies.csrf(),
+            user => user_name(state, session).await,
+            user_code => cut(typed, ECHO_CODE),
             error,
         },
     )
 }
 
-/// `GET /login`.
-pub async fn sign_in_form(state: State, headers: HeaderMap) -> Response {
-    let (sid, session) = state.sessions.load(&headers, state.clock.now());
-    if session.user.is_some() && session.pending.is_some() {
-        return Redirect::to("/consent").into_response();
+/// `GET /login[?request=…]`.
+pub async fn sign_in_form(
+    state: State,
+    cookies: Cookies,
+    session: Session,
+    Query(query): Query<RequestQuery>,
+) -> Response {
+    let pending = pending_by_id(&session, &query.request).await;
+    if signed_in(&session).await.is_some() {
+        if let Some(pending) = pending {
+            return Redirect::to(&format!("/consent?request={}", pending.id)).into_response();
+        }
     }
-    let page = render_sign_in(&state, &session, StatusCode::OK, "", None);
-    with_cookie(page, &sid, &state)
+    let page = render_sign_in(&state, &cookies, pending.as_ref(), StatusCode::OK, "", None);
+    cookies.apply(page)
 }
 
 fn render_sign_in(
     state: &App,
-    session: &Session,
+    cookies: &Cookies,
+    pending: Option<&Pending>,
     status: StatusCode,
     username: &str,
     error: Option<&str>,
@@ -260,79 +386,178 @@ fn render_sign_in(
         status,
         "login.html",
         context! {
-            csrf => session.csrf,
-            username,
+            csrf => cookies.csrf(),
+            username => cut(username, MAX_USERNAME),
             error,
-            client_name => session.pending.as_ref().map(|p| p.client_name.clone()),
+            request => pending.map(|p| p.id.clone()),
+            client_name => pending.map(|p| p.client_name.clone()),
         },
     )
 }
 
-/// `POST /login`.
-pub async fn sign_in(state: State, headers: HeaderMap, Form(form): Form<SignInForm>) -> Response {
-    let now = state.clock.now();
-    let (sid, mut session) = state.sessions.load(&headers, now);
-    if !session.csrf_ok(&form.csrf) {
-        return with_cookie(expired_form(&state), &sid, &state);
+/// `POST /login`: throttled per source network and per account (see
+/// `security`), so that guessing is slow and aimed only where it came from.
+pub async fn sign_in(
+    state: State,
+    ClientIp(ip): ClientIp,
+    mut cookies: Cookies,
+    session: Session,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    if !cookies.csrf_ok(&form.csrf) {
+        return cookies.apply(expired_form(&state));
     }
-    let Some(user) = state.users.check(&form.username, &form.password) else {
+    let now = state.clock.now();
+    let pending = pending_by_id(&session, &form.request).await;
+    let mut layers = vec![(
+        LimiterKey::new(format!("login:net:{}", security::network(ip))),
+        SIGN_IN_PER_NETWORK,
+    )];
+    let plausible = form.username.len() <= MAX_USERNAME;
+    // A browser the account signed in on before is spared the account's budget:
+    // strangers guessing at alice's password cannot lock alice out.
+    if plausible && !cookies.known_for(&form.username) {
+        layers.push((
+            LimiterKey::new(format!("login:account:{}", form.username)),
+            SIGN_IN_PER_ACCOUNT,
+        ));
+    }
+    match security::spend(&state.limiter, &layers, now).await {
+        Ok(Ok(())) => {}
+        Ok(Err((key, retry_after))) => {
+            let (key_family, key_hash) = state.key_hasher.describe(&key);
+            tracing::warn!(
+                event = "sign_in_throttled",
+                key_family,
+                key_hash,
+                "sign-in budget spent"
+            );
+            let minutes = (retry_after.whole_seconds() + 59) / 60;
+            let message = format!(
+                "Too many failed sign-ins. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            let page = render_sign_in(
+                &state,
+                &cookies,
+                pending.as_ref(),
+                StatusCode::TOO_MANY_REQUESTS,
+                &form.username,
+                Some(&message),
+            );
+            let mut page = cookies.apply(page);
+            page.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(retry_after.whole_seconds().max(1)),
+            );
+            return page;
+        }
+        Err(error) => {
+            tracing::error!(%error, "the limiter failed");
+            return unavailable();
+        }
+    }
+    let user = if plausible {
+        state.users.check(&form.username, &form.password)
+    } else {
+        None
+    };
+    let Some(user) = user else {
         let page = render_sign_in(
             &state,
-            &session,
+            &cookies,
+            pending.as_ref(),
             StatusCode::UNAUTHORIZED,
             &form.username,
             Some("Wrong username or password."),
         );
-        return with_cookie(page, &sid, &state);
+        return cookies.apply(page);
     };
-    session.user = Some(SignedIn {
+    // A right password costs nothing.
+    if let Err(error) = security::refund(&state.limiter, &layers, now).await {
+        tracing::error!(%error, "the limiter failed");
+    }
+    // A new session id and CSRF token: an id or token planted before sign-in
+    // is worth nothing after it.
+    let signed = SignedIn {
         username: user.username.clone(),
         at: now,
-    });
-    let next = if session.pending.is_some() {
-        "/consent"
-    } else {
-        "/device"
     };
-    let sid = state.sessions.rotate(&sid, session);
-    with_cookie(Redirect::to(next).into_response(), &sid, &state)
-}
-
-/// `POST /logout`.
-pub async fn sign_out(state: State, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
-    let (sid, mut session) = state.sessions.load(&headers, state.clock.now());
-    if !session.csrf_ok(&form.csrf) {
-        return with_cookie(expired_form(&state), &sid, &state);
+    if session.cycle_id().await.is_err() || session.insert(USER, signed).await.is_err() {
+        return unavailable();
     }
-    session.user = None;
-    let sid = state.sessions.rotate(&sid, session);
-    with_cookie(Redirect::to("/device").into_response(), &sid, &state)
+    cookies.new_csrf();
+    cookies.remember(&user.username);
+    let next = match pending {
+        Some(pending) => format!("/consent?request={}", pending.id),
+        None => "/device".to_owned(),
+    };
+    cookies.apply(Redirect::to(&next).into_response())
 }
 
-/// `GET /consent`: who asks, for what, from where and when, and whether the
-/// device is on the person's network (RFC 8628 §5.4: the context lets a person
-/// tell their own device from a phisher's). The crate's consent policy decides
-/// whether Allow needs a step-up or is refused.
-pub async fn consent(state: State, ClientIp(ip): ClientIp, headers: HeaderMap) -> Response {
+/// `POST /logout`: the whole session goes, with any code entered in it, so
+/// that the next person on this browser starts afresh.
+pub async fn sign_out(
+    state: State,
+    mut cookies: Cookies,
+    session: Session,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !cookies.csrf_ok(&form.csrf) {
+        return cookies.apply(expired_form(&state));
+    }
+    if session.flush().await.is_err() {
+        return unavailable();
+    }
+    cookies.new_csrf();
+    cookies.apply(Redirect::to("/device").into_response())
+}
+
+/// `GET /consent?request=…`: who asks, for what, from where and when, and
+/// whether the device is on the person's network (RFC 8628 §5.4: the context
+/// lets a person tell their own device from a phisher's). The crate's consent
+/// policy decides whether Allow needs a step-up or is refused.
+pub async fn consent(
+    state: State,
+    ClientIp(ip): ClientIp,
+    cookies: Cookies,
+    session: Session,
+    Query(query): Query<RequestQuery>,
+) -> Response {
     let now = state.clock.now();
-    let (sid, session) = state.sessions.load(&headers, now);
-    let Some(user) = session.user.as_ref() else {
-        return Redirect::to("/login").into_response();
+    let Some(user) = signed_in(&session).await else {
+        return Redirect::to(&format!("/login?request={}", url_safe(&query.request)))
+            .into_response();
     };
-    let Some(pending) = session.pending.as_ref() else {
+    let Some(pending) = pending_by_id(&session, &query.request).await else {
         return Redirect::to("/device").into_response();
     };
-    let assessment = state.grant.assess(&pending.found, ip);
+    if pending.expired(now) {
+        return cookies.apply(ended(&state));
+    }
+    let Some(found) = pending.found(now) else {
+        return Redirect::to("/device").into_response();
+    };
+    let assessment = state.grant.assess(&found, ip);
     let page = render_consent(
         &state,
-        &session,
-        user,
-        pending,
+        &cookies,
+        &user,
+        &pending,
         &assessment,
         StatusCode::OK,
         None,
     );
-    with_cookie(page, &sid, &state)
+    cookies.apply(page)
+}
+
+/// Ids are hex; anything else is not echoed into a redirect.
+fn url_safe(id: &str) -> &str {
+    if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        id
+    } else {
+        ""
+    }
 }
 
 /// Requests older than this are called out on the consent page (the age
@@ -341,7 +566,7 @@ const STALE: Duration = Duration::minutes(5);
 
 fn render_consent(
     state: &App,
-    session: &Session,
+    cookies: &Cookies,
     user: &SignedIn,
     pending: &Pending,
     assessment: &Assessment,
@@ -349,7 +574,8 @@ fn render_consent(
     error: Option<&str>,
 ) -> Response {
     let now = state.clock.now();
-    let scopes: Vec<_> = pending
+    let request = &pending.request;
+    let scopes: Vec<_> = request
         .scopes
         .iter()
         .map(|scope| {
@@ -370,21 +596,22 @@ fn render_consent(
         status,
         "consent.html",
         context! {
-            csrf => session.csrf,
+            csrf => cookies.csrf(),
+            request => pending.id,
             user => state.users.get(&user.username).map(|u| u.name.clone()),
             client_name => pending.client_name,
-            client_id => pending.client_id,
+            client_id => request.client_id.as_str(),
             scopes,
-            device_ip => pending.device_ip,
+            device_ip => request.context.ip.map(|ip: IpAddr| ip.to_string()),
             approver_ip => signals.approver_ip.map(|ip: IpAddr| ip.to_string()),
-            device_user_agent => pending.device_user_agent,
+            device_user_agent => request.context.user_agent.as_deref().map(|ua| cut(ua, DEVICE_CLAIM)),
             proximity,
             stale => signals.age > STALE,
             decision => decision_name(assessment.decision),
             error,
-            asked_at => clock_time(pending.asked_at),
+            asked_at => clock_time(request.created_at),
             asked_ago => how_long(signals.age),
-            expires_in => how_long(pending.expires_at - now),
+            expires_in => how_long(request.expires_at - now),
         },
     )
 }
@@ -402,24 +629,24 @@ fn decision_name(decision: ConsentDecision) -> &'static str {
 const STEP_UP_NEEDED: &str = "To allow this request, tick the box to confirm you started it \
      yourself, and enter your password again.";
 
-/// `POST /consent`: approve or deny, once. Allow is checked against the
-/// consent policy again, with the address the answer came from: a step-up must
-/// come with it, and a refused request cannot be approved.
+/// `POST /consent`: approve or deny the request the form names, once. Allow is
+/// checked against the consent policy again, with the address the answer came
+/// from: a step-up must come with it, and a refused request cannot be approved.
 pub async fn decide(
     state: State,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    cookies: Cookies,
+    session: Session,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    let now = state.clock.now();
-    let (sid, mut session) = state.sessions.load(&headers, now);
-    if !session.csrf_ok(&form.csrf) {
-        return with_cookie(expired_form(&state), &sid, &state);
+    if !cookies.csrf_ok(&form.csrf) {
+        return cookies.apply(expired_form(&state));
     }
-    let Some(user) = session.user.clone() else {
+    let now = state.clock.now();
+    let Some(user) = signed_in(&session).await else {
         return Redirect::to("/login").into_response();
     };
-    let Some(pending) = session.pending.take() else {
+    let Some(pending) = pending_by_id(&session, &form.request).await else {
         return message(
             &state,
             StatusCode::BAD_REQUEST,
@@ -427,7 +654,10 @@ pub async fn decide(
             NOTHING_PENDING,
         );
     };
-    let Some(ticket) = VerificationTicket::decode(&pending.ticket) else {
+    let (Some(ticket), Some(found)) = (
+        VerificationTicket::decode(&pending.ticket),
+        pending.found(now),
+    ) else {
         return message(
             &state,
             StatusCode::BAD_REQUEST,
@@ -435,9 +665,15 @@ pub async fn decide(
             NOTHING_PENDING,
         );
     };
+    if pending.expired(now) {
+        if let Err(page) = forget_pending(&session, &pending.id).await {
+            return page;
+        }
+        return ended(&state);
+    }
     let result = match form.decision.as_str() {
         "approve" => {
-            let assessment = state.grant.assess(&pending.found, ip);
+            let assessment = state.grant.assess(&found, ip);
             let mut auth_time = user.at;
             match assessment.decision {
                 ConsentDecision::Allow => {}
@@ -445,27 +681,28 @@ pub async fn decide(
                     let confirmed = form.own_device == "yes"
                         && state.users.check(&user.username, &form.password).is_some();
                     if !confirmed {
+                        tracing::warn!(
+                            event = "step_up_failed",
+                            subject = %user.username,
+                            client_id = %pending.request.client_id.as_str(),
+                            "allow without a confirmed step-up"
+                        );
                         // Not approved: the request stays, to answer properly.
-                        let page = render_consent(
+                        return render_consent(
                             &state,
-                            &session,
+                            &cookies,
                             &user,
                             &pending,
                             &assessment,
                             StatusCode::FORBIDDEN,
                             Some(STEP_UP_NEEDED),
                         );
-                        session.pending = Some(pending);
-                        state.sessions.save(&sid, session);
-                        return page;
                     }
                     // The person just proved who they are.
                     auth_time = now;
                 }
                 _ => {
                     // Refused by the policy: only Deny is left.
-                    session.pending = Some(pending);
-                    state.sessions.save(&sid, session);
                     return message(
                         &state,
                         StatusCode::FORBIDDEN,
@@ -484,14 +721,12 @@ pub async fn decide(
             let subject = Subject::new(user.username.clone());
             state
                 .grant
-                .approve(&ticket, subject, pending.scopes.clone(), Some(data))
+                .approve(&ticket, subject, pending.request.scopes.clone(), Some(data))
                 .await
         }
         "deny" => state.grant.deny(&ticket).await,
         _ => {
             // Neither button: keep the request and ask again.
-            session.pending = Some(pending);
-            state.sessions.save(&sid, session);
             return message(
                 &state,
                 StatusCode::BAD_REQUEST,
@@ -501,7 +736,9 @@ pub async fn decide(
         }
     };
     // The decision is spent whatever happened: a second submission finds nothing.
-    state.sessions.save(&sid, session);
+    if let Err(page) = forget_pending(&session, &pending.id).await {
+        return page;
+    }
     match result {
         Ok(()) => state.views.page(
             StatusCode::OK,
@@ -511,14 +748,9 @@ pub async fn decide(
                 client_name => pending.client_name,
             },
         ),
-        Err(VerificationError::NotFound) => message(
-            &state,
-            StatusCode::GONE,
-            "This request has ended",
-            "It expired or was already answered. Start again on your device to get a new code.",
-        ),
+        Err(VerificationError::NotFound) => ended(&state),
         Err(error) => {
-            eprintln!("decision failed: {error}");
+            tracing::error!(%error, "decision failed");
             message(
                 &state,
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -536,10 +768,24 @@ const REFUSED: &str = "For your safety, this request can’t be approved from he
 const NOTHING_PENDING: &str =
     "No device request is waiting for your answer. Enter the code from your device first.";
 
+/// An expired or already answered request: nothing to allow.
+fn ended(state: &App) -> Response {
+    message(
+        state,
+        StatusCode::GONE,
+        "This request has expired",
+        "It expired or was already answered. Start again on your device to get a new code.",
+    )
+}
+
 fn message(state: &App, status: StatusCode, title: &str, text: &str) -> Response {
     state
         .views
         .page(status, "message.html", context! { title, text })
+}
+
+fn unavailable() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, TRY_AGAIN).into_response()
 }
 
 fn expired_form(state: &App) -> Response {
@@ -551,8 +797,8 @@ fn expired_form(state: &App) -> Response {
     )
 }
 
-fn user_name(state: &App, session: &Session) -> Option<String> {
-    let user = session.user.as_ref()?;
+async fn user_name(state: &App, session: &Session) -> Option<String> {
+    let user = signed_in(session).await?;
     state.users.get(&user.username).map(|u| u.name.clone())
 }
 
@@ -562,11 +808,12 @@ fn complete_uri(state: &App, code: &str) -> Option<String> {
     Some(uri.into())
 }
 
-fn with_cookie(mut response: Response, sid: &str, state: &App) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&session::set_cookie(sid, state.secure_cookies)) {
-        response.headers_mut().insert(SET_COOKIE, value);
+/// At most `max` characters of `text`, with an ellipsis when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
-    response
 }
 
 fn clock_time(at: OffsetDateTime) -> String {

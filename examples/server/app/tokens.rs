@@ -3,7 +3,11 @@
 //! ID token when `openid` was granted.
 //!
 //! The crate calls [`Tokens::issue`] once per approved device code; the
-//! `refresh_token` grant ([`Tokens::refresh`]) is this server's own.
+//! `refresh_token` grant ([`Tokens::refresh`]) is this server's own. Refresh
+//! tokens rotate: each works once, and the digests of spent ones are kept, so
+//! that a spent token presented again (one side of a stolen copy) revokes its
+//! whole family: every token that came from the same device authorization
+//! (RFC 9700 §4.14.2).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use device_grant::{
-    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, OAuthError, ScopeSet,
-    TokenIssuer, TokenResponse,
+    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, ScopeSet, TokenIssuer,
+    TokenResponse,
 };
 use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -40,16 +44,36 @@ pub struct AccessGrant {
 struct RefreshGrant {
     subject: String,
     client_id: ClientId,
+    /// What the person approved: every refresh token of the family keeps it,
+    /// however narrow the access tokens asked for (RFC 6749 §6).
     scopes: ScopeSet,
     grant: AuthorizationId,
     // The person's details put in ID tokens, as approved at consent.
     claims: serde_json::Value,
 }
 
+/// A rotated-out refresh token: whose, and which family.
+#[derive(Debug, Clone)]
+struct Spent {
+    client_id: ClientId,
+    grant: AuthorizationId,
+}
+
 #[derive(Default)]
 struct Tables {
     access: HashMap<Digest, AccessGrant>,
     refresh: HashMap<Digest, RefreshGrant>,
+    /// Spent refresh tokens, until their family is revoked.
+    spent: HashMap<Digest, Spent>,
+}
+
+/// Why a refresh was refused.
+#[derive(Debug)]
+pub enum RefreshError {
+    /// Unknown, spent, revoked, or another client's (`invalid_grant`).
+    InvalidGrant,
+    /// A scope beyond the approved ones (`invalid_scope`).
+    InvalidScope,
 }
 
 /// The token tables and the minting rules.
@@ -110,42 +134,90 @@ impl Tokens {
         let mut tables = self.tables();
         tables.access.retain(|_, g| g.grant != grant);
         tables.refresh.retain(|_, g| g.grant != grant);
+        tables.spent.retain(|_, s| s.grant != grant);
     }
 
     /// The `refresh_token` grant (RFC 6749 §6) for an authenticated client:
-    /// rotates the refresh token, and may narrow the scopes.
+    /// rotates the refresh token, and may narrow the access token's scopes.
+    /// Only the owner can spend a token; the owner presenting a spent one
+    /// revokes its family.
     pub fn refresh(
         &self,
         client_id: &ClientId,
         refresh_token: &str,
         scope: Option<&str>,
-    ) -> Result<TokenResponse, OAuthError> {
+    ) -> Result<TokenResponse, RefreshError> {
         let key = digest(refresh_token);
-        // Removed before anything else: a refresh token works once, so that a
-        // stolen copy and the real one cannot both be used unnoticed.
-        let old = self
-            .tables()
-            .refresh
-            .remove(&key)
-            .ok_or(OAuthError::InvalidGrant)?;
-        if old.client_id != *client_id {
-            return Err(OAuthError::InvalidGrant);
-        }
-        let scopes = match scope {
-            None => old.scopes.clone(),
-            Some(s) => {
-                let asked = ScopeSet::parse(s).map_err(|_| OAuthError::InvalidScope)?;
-                if !asked.is_subset(&old.scopes) {
-                    return Err(OAuthError::InvalidScope);
+        let old = {
+            let mut tables = self.tables();
+            if let Some(spent) = tables.spent.get(&key).cloned() {
+                // Another client's spent token is just unknown to it.
+                if spent.client_id == *client_id {
+                    drop(tables);
+                    tracing::warn!(
+                        event = "refresh_token_reused",
+                        authorization = %spent.grant,
+                        client_id = client_id.as_str(),
+                        "a spent refresh token was presented again; its family is revoked"
+                    );
+                    self.revoke_grant(spent.grant);
                 }
-                asked
+                return Err(RefreshError::InvalidGrant);
             }
+            // Checked before anything is spent: a client cannot destroy a
+            // token it does not own.
+            match tables.refresh.get(&key) {
+                Some(grant) if grant.client_id == *client_id => {}
+                _ => return Err(RefreshError::InvalidGrant),
+            }
+            let scopes_ok = match scope {
+                None => true,
+                Some(s) => ScopeSet::parse(s).is_ok_and(|asked| {
+                    let held = &tables.refresh[&key].scopes;
+                    asked.is_subset(held)
+                }),
+            };
+            if !scopes_ok {
+                return Err(RefreshError::InvalidScope);
+            }
+            let old = tables
+                .refresh
+                .remove(&key)
+                .ok_or(RefreshError::InvalidGrant)?;
+            tables.spent.insert(
+                key,
+                Spent {
+                    client_id: client_id.clone(),
+                    grant: old.grant,
+                },
+            );
+            old
+        };
+        let scopes = match scope.map(ScopeSet::parse) {
+            Some(Ok(asked)) => asked,
+            _ => old.scopes.clone(),
         };
         let mut response = self.mint(&old.subject, client_id, &scopes, old.grant, &old.claims);
+        // The family goes on with what was approved, whatever this access
+        // token was narrowed to.
+        let refresh_token = self.new_refresh_token(&old, old.scopes.clone());
+        response.refresh_token = Some(device_grant::Token::new(refresh_token));
         if scopes != old.scopes {
             response.scope = Some(scopes);
         }
         Ok(response)
+    }
+
+    fn new_refresh_token(&self, family: &RefreshGrant, scopes: ScopeSet) -> String {
+        let token = random_token();
+        self.tables().refresh.insert(
+            digest(&token),
+            RefreshGrant {
+                scopes,
+                ..family.clone()
+            },
+        );
+        token
     }
 
     fn mint(
@@ -174,20 +246,7 @@ impl Tokens {
                 grant,
             },
         );
-        if scopes.contains("offline_access") {
-            let refresh_token = random_token();
-            tables.refresh.insert(
-                digest(&refresh_token),
-                RefreshGrant {
-                    subject: subject.to_owned(),
-                    client_id: client_id.clone(),
-                    scopes: scopes.clone(),
-                    grant,
-                    claims: claims.clone(),
-                },
-            );
-            response.refresh_token = Some(device_grant::Token::new(refresh_token));
-        }
+        drop(tables);
         if scopes.contains("openid") {
             let id_token = self.id_token(subject, client_id, scopes, claims, now);
             response.id_token = Some(device_grant::Token::new(id_token));
@@ -231,12 +290,24 @@ impl TokenIssuer for Tokens {
         let approval = &grant.approval;
         let claims = approval.data.clone().unwrap_or_default();
         self.issued.fetch_add(1, Ordering::SeqCst);
-        Ok(self.mint(
+        let mut response = self.mint(
             approval.subject.as_str(),
             &grant.client.id,
             &approval.scopes,
             grant.id,
             &claims,
-        ))
+        );
+        if approval.scopes.contains("offline_access") {
+            let family = RefreshGrant {
+                subject: approval.subject.as_str().to_owned(),
+                client_id: grant.client.id.clone(),
+                scopes: approval.scopes.clone(),
+                grant: grant.id,
+                claims,
+            };
+            let token = self.new_refresh_token(&family, approval.scopes.clone());
+            response.refresh_token = Some(device_grant::Token::new(token));
+        }
+        Ok(response)
     }
 }
