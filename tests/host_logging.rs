@@ -42,9 +42,9 @@ async fn security_events_are_json_lines_without_secrets() {
     .await;
     let tv = ("tv-app", None);
 
-    // Six wrong codes: the budget of this address trips.
+    // Wrong codes past the default budget: the budget of this address trips.
     let guesser = Browser::from_address("203.0.113.5");
-    for _ in 0..6 {
+    for _ in 0..=device_grant::Budgets::default().wrong_codes_per_key.attempts {
         let page = guesser.get(&server.url("/device")).await;
         let form = page.form("/device").fill("user_code", "BCDF-GHJK");
         guesser.submit(&page, &form, None).await;
@@ -137,7 +137,7 @@ async fn security_events_are_json_lines_without_secrets() {
             .unwrap_or_else(|| panic!("no {name} event in:\n{text}"))
     };
     let tripped = find("limiter_tripped");
-    assert_eq!(tripped["fields"]["key_family"], "code:net");
+    assert_eq!(tripped["fields"]["key_family"], "wrong_codes_per_key");
     assert!(
         tripped["fields"]["key_hash"]
             .as_str()
