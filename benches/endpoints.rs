@@ -98,7 +98,7 @@ fn per_size(c: &mut Criterion<CpuTime>, wall: &mut Criterion<WallTime>) {
             BenchmarkId::new("verify_user_code", count),
             &world,
             |b, w| {
-                let key = LimiterKey::new("bench-session");
+                let key = device_grant::CodeEntry::from_key(LimiterKey::new("bench-session"));
                 let mut i = 0;
                 b.iter(|| {
                     i += 1;
@@ -110,7 +110,7 @@ fn per_size(c: &mut Criterion<CpuTime>, wall: &mut Criterion<WallTime>) {
         );
 
         g.bench_with_input(BenchmarkId::new("approve", count), &world, |b, w| {
-            let key = LimiterKey::new("bench-session");
+            let key = device_grant::CodeEntry::from_key(LimiterKey::new("bench-session"));
             let scopes = ScopeSet::parse(common::SCOPE).expect("valid");
             let mut added = 0;
             b.iter_custom(|iters| {
@@ -144,7 +144,7 @@ fn per_size(c: &mut Criterion<CpuTime>, wall: &mut Criterion<WallTime>) {
         });
 
         g.bench_with_input(BenchmarkId::new("redeem", count), &world, |b, w| {
-            let key = LimiterKey::new("bench-session");
+            let key = device_grant::CodeEntry::from_key(LimiterKey::new("bench-session"));
             let scopes = ScopeSet::parse(common::SCOPE).expect("valid");
             let mut added = 0;
             b.iter_custom(|iters| {

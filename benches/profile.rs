@@ -14,7 +14,7 @@ use device_grant::{EndpointRequest, LimiterKey};
 
 #[inline(never)]
 fn run(world: &World, op: &str, n: usize) {
-    let key = LimiterKey::new("profile");
+    let key = device_grant::CodeEntry::from_key(LimiterKey::new("profile"));
     for i in 0..n {
         match op {
             "pending" => {

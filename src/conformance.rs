@@ -977,7 +977,11 @@ pub async fn limiter_budgets_are_counted_apart(limiter: Arc<dyn AttemptLimiter>)
              window; the limiter answered {got:?}, the contract says {want:?}",
             budget.attempts,
             budget.window.whole_seconds(),
-            if want == Admission::Admitted { *count - 1 } else { *count },
+            if want == Admission::Admitted {
+                *count - 1
+            } else {
+                *count
+            },
         );
     }
 }

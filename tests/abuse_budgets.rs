@@ -105,7 +105,10 @@ async fn a_spent_anonymous_budget_moves_code_entry_to_signed_in_mode() {
     }
     // The eleventh person, not signed in, is asked to sign in: a distinct,
     // typed outcome, not a refusal of code entry.
-    let r = h.grant.verify(c.user_code.display(), &entry("ip:fresh")).await;
+    let r = h
+        .grant
+        .verify(c.user_code.display(), &entry("ip:fresh"))
+        .await;
     let Err(VerificationError::SignInRequired { retry_after }) = r else {
         panic!("{r:?}")
     };
@@ -120,7 +123,12 @@ async fn a_spent_anonymous_budget_moves_code_entry_to_signed_in_mode() {
     // Signed in, the same person enters the code.
     let alice = Subject::new("alice");
     let signed_in = entry("ip:fresh").signed_in(&alice);
-    assert!(h.grant.verify(c.user_code.display(), &signed_in).await.is_ok());
+    assert!(
+        h.grant
+            .verify(c.user_code.display(), &signed_in)
+            .await
+            .is_ok()
+    );
     // Signed-in guessing is bounded by the account's own budget.
     for _ in 0..3 {
         assert!(matches!(
@@ -137,7 +145,12 @@ async fn a_spent_anonymous_budget_moves_code_entry_to_signed_in_mode() {
     assert!(h.grant.verify(c.user_code.display(), &bob).await.is_ok());
     // When the window ends, anonymous entry is back.
     h.advance(300);
-    assert!(h.grant.verify(c.user_code.display(), &entry("ip:fresh")).await.is_ok());
+    assert!(
+        h.grant
+            .verify(c.user_code.display(), &entry("ip:fresh"))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -237,7 +250,9 @@ async fn an_ipv6_48_cannot_multiply_the_source_budget_by_its_64s() {
     });
     // Five /64s of one /48, one request each: within both budgets.
     for i in 0..5 {
-        start(&h, from(&format!("2001:db8:9:{i}::1"))).await.unwrap();
+        start(&h, from(&format!("2001:db8:9:{i}::1")))
+            .await
+            .unwrap();
     }
     // A sixth /64 of the same /48 is refused; another /48 is not, nor IPv4.
     assert!(matches!(
@@ -604,7 +619,10 @@ async fn a_store_error_after_spending_charges_no_wrong_code() {
     let store = Arc::new(Outage::default());
     let (grant, _) = grant_on(budgets, store.clone(), Arc::new(MemoryLimiter::new()));
     let codes = grant
-        .device_authorization(EndpointRequest::form(b"client_id=tv-app"), from("192.0.2.8"))
+        .device_authorization(
+            EndpointRequest::form(b"client_id=tv-app"),
+            from("192.0.2.8"),
+        )
         .await
         .unwrap();
     let person = entry("ip:192.0.2.99");
@@ -617,7 +635,10 @@ async fn a_store_error_after_spending_charges_no_wrong_code() {
         ));
         assert!(matches!(
             grant
-                .device_authorization(EndpointRequest::form(b"client_id=tv-app"), from("192.0.2.8"))
+                .device_authorization(
+                    EndpointRequest::form(b"client_id=tv-app"),
+                    from("192.0.2.8")
+                )
                 .await,
             Err(OAuthError::Backend(_))
         ));
@@ -634,7 +655,10 @@ async fn a_store_error_after_spending_charges_no_wrong_code() {
     // The source's budget of 2 lost nothing to the failed inserts: one more
     // device authorization passes (1 spent before the outage).
     grant
-        .device_authorization(EndpointRequest::form(b"client_id=tv-app"), from("192.0.2.8"))
+        .device_authorization(
+            EndpointRequest::form(b"client_id=tv-app"),
+            from("192.0.2.8"),
+        )
         .await
         .unwrap();
 }
@@ -655,7 +679,10 @@ async fn a_failing_refund_never_fails_a_right_code() {
     });
     let (grant, _) = grant_on(budgets, Arc::new(MemoryStore::new()), limiter);
     let codes = grant
-        .device_authorization(EndpointRequest::form(b"client_id=tv-app"), from("192.0.2.9"))
+        .device_authorization(
+            EndpointRequest::form(b"client_id=tv-app"),
+            from("192.0.2.9"),
+        )
         .await
         .unwrap();
     let found = grant.verify(codes.user_code.display(), &entry("k")).await;

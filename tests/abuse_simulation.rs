@@ -61,9 +61,16 @@ impl Attacker {
         match self {
             Attacker::OneAddress => IpAddr::V4(Ipv4Addr::new(198, 51, 100, 66)),
             Attacker::ThousandIpv4 => IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i % 1_000)),
-            Attacker::Ipv6Slash48 => {
-                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x66, (i % 4_096) as u16, 0, 0, 0, 1))
-            }
+            Attacker::Ipv6Slash48 => IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0x66,
+                (i % 4_096) as u16,
+                0,
+                0,
+                0,
+                1,
+            )),
             Attacker::Botnet => IpAddr::V4(Ipv4Addr::from(0x2c00_0000 + i % 100_000)),
         }
     }
@@ -234,12 +241,17 @@ async fn play(
     .build();
     let mut row = Row::default();
     let mut flows: Vec<Flow> = Vec::new();
-    let (guesses, authorizations) = (attacker.guesses() / scale, attacker.authorizations() / scale);
+    let (guesses, authorizations) = (
+        attacker.guesses() / scale,
+        attacker.authorizations() / scale,
+    );
     let mut next_legit = 0;
     // The attack lasts the lifetime; the last flows finish in the minute after.
     for second in 0..SECONDS + 60 {
         // The attacker, spread evenly over the lifetime.
-        let from = |total: u32| (u64::from(total) * second as u64 / SECONDS as u64).min(total.into()) as u32;
+        let from = |total: u32| {
+            (u64::from(total) * second as u64 / SECONDS as u64).min(total.into()) as u32
+        };
         let until = |total: u32| {
             (u64::from(total) * (second as u64 + 1) / SECONDS as u64).min(total.into()) as u32
         };
@@ -301,7 +313,9 @@ async fn play(
                 let person = legit.person(flow.i);
                 if legit.mistypes(flow.i) {
                     match grant.verify("BCDF-GHJK", &anonymous).await {
-                        Err(VerificationError::NotFound | VerificationError::SignInRequired { .. }) => {}
+                        Err(
+                            VerificationError::NotFound | VerificationError::SignInRequired { .. },
+                        ) => {}
                         other => {
                             eprintln!("{legit:?} typo refused: {other:?}");
                             row.legit_refused += 1;
@@ -334,14 +348,20 @@ async fn play(
                 }
             }
             if flow.approved && age >= 25 && age % 5 == 0 {
-                match grant.token(EndpointRequest::form(flow.poll.as_bytes())).await {
+                match grant
+                    .token(EndpointRequest::form(flow.poll.as_bytes()))
+                    .await
+                {
                     Ok(_) => {
                         row.legit_tokens += 1;
                         flow.done = true;
                     }
                     Err(OAuthError::AuthorizationPending) => {}
                     Err(e) => {
-                        eprintln!("{legit:?} flow {} refused at the token endpoint: {e}", flow.i);
+                        eprintln!(
+                            "{legit:?} flow {} refused at the token endpoint: {e}",
+                            flow.i
+                        );
                         row.legit_refused += 1;
                         flow.done = true;
                     }

@@ -140,7 +140,10 @@ async fn a_store_that_is_down_gives_503_json_and_loses_nothing() {
         .unwrap_err();
     assert_eq!(e.status(), 503);
     let v = grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await;
     assert!(matches!(
         v,
@@ -149,7 +152,10 @@ async fn a_store_that_is_down_gives_503_json_and_loses_nothing() {
     // Back up: the request is intact and completes.
     store.down.store(false, Ordering::SeqCst);
     let found = grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap();
     grant
@@ -211,7 +217,10 @@ async fn an_issuer_failure_is_500_and_keeps_the_approval() {
         .await
         .unwrap();
     let found = grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap();
     grant

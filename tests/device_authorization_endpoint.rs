@@ -63,7 +63,10 @@ async fn scopes_default_allowed_and_refused() {
     let r = h.start("client_id=tv-app").await;
     let found = h
         .grant
-        .verify(r.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            r.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap();
     assert_eq!(found.request.scopes.to_string(), "profile");
@@ -232,7 +235,10 @@ async fn every_code_is_fresh_and_context_is_kept() {
         .unwrap();
     let found = h
         .grant
-        .verify(r.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            r.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap();
     assert_eq!(found.request.context, ctx);

@@ -592,7 +592,10 @@ async fn wrong_codes_get_a_clear_message_then_the_limiter_stops_them() {
     assert_eq!(link.form("/device").value("user_code"), Some(""));
 
     // Wrong codes up to the default budget are each told so…
-    for _ in 0..device_grant::Budgets::default().wrong_codes_per_key.attempts {
+    for _ in 0..device_grant::Budgets::default()
+        .wrong_codes_per_key
+        .attempts
+    {
         let form = page.form("/device").fill("user_code", wrong);
         let answer = browser.submit(&page, &form, None).await;
         assert_eq!(answer.status, 400);

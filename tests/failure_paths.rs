@@ -114,7 +114,12 @@ impl AttemptLimiter for RefundsFail {
     ) -> Result<Admission, BackendError> {
         self.0.acquire(key, budget, now).await
     }
-    async fn refund(&self, _: &LimiterKey, _: &Budget, _: OffsetDateTime) -> Result<(), BackendError> {
+    async fn refund(
+        &self,
+        _: &LimiterKey,
+        _: &Budget,
+        _: OffsetDateTime,
+    ) -> Result<(), BackendError> {
         Err(BackendError::Timeout)
     }
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
@@ -197,7 +202,12 @@ impl World {
 
     async fn approve(&self, flow: &Flow) -> Result<(), VerificationError> {
         self.grant
-            .approve(&flow.ticket, Subject::new("alice"), flow.scopes.clone(), None)
+            .approve(
+                &flow.ticket,
+                Subject::new("alice"),
+                flow.scopes.clone(),
+                None,
+            )
             .await
     }
 
@@ -303,7 +313,11 @@ async fn a_transient_issuer_failure_keeps_the_approval_for_the_next_poll() {
     assert!(tokens.access_token.secret().starts_with("at-"));
     assert_eq!(w.issuer.minted.load(Ordering::SeqCst), 1);
     assert_eq!(w.count(redeemed), 1);
-    assert_eq!(w.count(replay), 0, "no tokens had been issued before: no replay");
+    assert_eq!(
+        w.count(replay),
+        0,
+        "no tokens had been issued before: no replay"
+    );
     // Then, and only then, a replay.
     assert_eq!(
         w.poll(&flow).await.unwrap_err().code(),
@@ -321,7 +335,10 @@ async fn a_poll_cancelled_while_the_issuer_runs_frees_the_approval_when_its_leas
     // The device's connection drops while the issuer works: the request's
     // future is dropped mid-issue.
     let cut = tokio::time::timeout(std::time::Duration::from_millis(50), w.poll(&flow)).await;
-    assert!(cut.is_err(), "the hanging issuer must keep the poll waiting");
+    assert!(
+        cut.is_err(),
+        "the hanging issuer must keep the poll waiting"
+    );
     assert!(matches!(w.status(&flow).await, Status::Redeeming { .. }));
     // Within the lease, other polls wait: no second issue, no alarm.
     w.clock.advance(Duration::seconds(5));

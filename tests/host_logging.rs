@@ -44,7 +44,10 @@ async fn security_events_are_json_lines_without_secrets() {
 
     // Wrong codes past the default budget: the budget of this address trips.
     let guesser = Browser::from_address("203.0.113.5");
-    for _ in 0..=device_grant::Budgets::default().wrong_codes_per_key.attempts {
+    for _ in 0..=device_grant::Budgets::default()
+        .wrong_codes_per_key
+        .attempts
+    {
         let page = guesser.get(&server.url("/device")).await;
         let form = page.form("/device").fill("user_code", "BCDF-GHJK");
         guesser.submit(&page, &form, None).await;

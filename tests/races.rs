@@ -52,7 +52,10 @@ async fn approve_racing_deny_has_one_winner_and_the_device_sees_it() {
         let c = h.start("client_id=tv-app").await;
         let ticket = h
             .grant
-            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+            .verify(
+                c.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            )
             .await
             .unwrap()
             .ticket;

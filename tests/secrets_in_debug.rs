@@ -349,7 +349,10 @@ async fn a_whole_flow_prints_no_secret() {
     assert_display_hides("OAuthError (pending)", &pending, &refs(&secrets));
 
     let found = grant
-        .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(LimiterKey::new("session")))
+        .verify(
+            codes.user_code.display(),
+            &device_grant::CodeEntry::from_key(LimiterKey::new("session")),
+        )
         .await
         .unwrap();
     let encoded_ticket = found.ticket.encode();
@@ -360,7 +363,10 @@ async fn a_whole_flow_prints_no_secret() {
     let decoded = VerificationTicket::decode(&encoded_ticket).unwrap();
     assert_debug_hides("VerificationTicket (decoded)", &decoded, &refs(&secrets));
     let not_found = grant
-        .verify("BCDF-GHJK", &device_grant::CodeEntry::from_key(LimiterKey::new("session")))
+        .verify(
+            "BCDF-GHJK",
+            &device_grant::CodeEntry::from_key(LimiterKey::new("session")),
+        )
         .await
         .unwrap_err();
     assert_debug_hides("VerificationError", &not_found, &refs(&secrets));
@@ -731,7 +737,11 @@ fn limiter_keys_and_code_entries_hide_the_key() {
     let key = device_grant::LimiterKey::new(session);
     let entry = device_grant::CodeEntry::from_key(key.clone())
         .signed_in(&device_grant::Subject::new("alice"));
-    for shown in [format!("{key:?}"), format!("{key:#?}"), format!("{entry:?}")] {
+    for shown in [
+        format!("{key:?}"),
+        format!("{key:#?}"),
+        format!("{entry:?}"),
+    ] {
         assert!(!shown.contains("SECRET"), "{shown}");
     }
 }

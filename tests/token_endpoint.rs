@@ -101,7 +101,10 @@ async fn narrowed_scopes_are_returned() {
         .await;
     let found = h
         .grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap();
     h.grant
@@ -123,7 +126,10 @@ async fn denied_is_sticky_until_expiry_then_expired() {
     let c = h.start("client_id=tv-app").await;
     let found = h
         .grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap();
     h.grant.deny(&found.ticket).await.unwrap();
@@ -154,7 +160,10 @@ async fn expiry_at_the_exact_boundary() {
     // An expired request can no longer be approved: the user code is dead.
     let err = h
         .grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, device_grant::VerificationError::NotFound));

@@ -3,9 +3,7 @@
 mod common;
 
 use common::harness;
-use device_grant::{
-    Budget, Event, LimiterKey, ScopeSet, Subject, VerificationError, VerificationTicket,
-};
+use device_grant::{Event, LimiterKey, ScopeSet, Subject, VerificationError, VerificationTicket};
 
 #[tokio::test]
 async fn typed_codes_are_normalized() {
@@ -18,7 +16,14 @@ async fn typed_codes_are_normalized() {
         display.replace('-', " "),
         format!("  {}  ", display.replace('-', "")),
     ] {
-        let found = h.grant.verify(&typed, &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k"))).await.unwrap();
+        let found = h
+            .grant
+            .verify(
+                &typed,
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            )
+            .await
+            .unwrap();
         assert_eq!(found.ticket.id(), c.id, "{typed}");
     }
 }
@@ -60,16 +65,20 @@ async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
         h.grant.verify(c.user_code.display(), &key).await,
         Err(VerificationError::TooManyAttempts { .. })
     ));
-    assert!(
-        h.events
-            .events()
-            .iter()
-            .any(|e| matches!(e, Event::LimiterTripped { budget: device_grant::BudgetKind::WrongCodesPerKey, .. }))
-    );
+    assert!(h.events.events().iter().any(|e| matches!(
+        e,
+        Event::LimiterTripped {
+            budget: device_grant::BudgetKind::WrongCodesPerKey,
+            ..
+        }
+    )));
     // Another key is unaffected.
     assert!(
         h.grant
-            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("ip:other")))
+            .verify(
+                c.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("ip:other"))
+            )
             .await
             .is_ok()
     );
@@ -83,7 +92,10 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
     let c = h.start("client_id=tv-app&scope=openid%20profile").await;
     let found = h
         .grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap();
     // Granting a scope that was not requested is refused and changes nothing.
@@ -125,7 +137,10 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
     ));
     assert!(matches!(
         h.grant
-            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+            .verify(
+                c.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k"))
+            )
             .await,
         Err(VerificationError::NotFound)
     ));
@@ -147,13 +162,19 @@ async fn tickets_name_exactly_one_request() {
     let b = h.start("client_id=tv-app").await;
     let ta = h
         .grant
-        .verify(a.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            a.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap()
         .ticket;
     let tb = h
         .grant
-        .verify(b.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            b.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap()
         .ticket;
@@ -176,7 +197,10 @@ async fn tickets_name_exactly_one_request() {
         .unwrap();
     assert!(
         h.grant
-            .verify(b.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+            .verify(
+                b.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k"))
+            )
             .await
             .is_ok()
     );
@@ -188,7 +212,10 @@ async fn expired_requests_cannot_be_approved() {
     let c = h.start("client_id=tv-app").await;
     let t = h
         .grant
-        .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+        .verify(
+            c.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+        )
         .await
         .unwrap()
         .ticket;
@@ -227,7 +254,10 @@ async fn consent_signals_and_policy() {
             .await
             .unwrap();
         let found = grant
-            .verify(c.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")))
+            .verify(
+                c.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            )
             .await
             .unwrap();
         let same = grant.assess(&found, Some("192.0.2.10".parse().unwrap()));

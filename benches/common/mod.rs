@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use device_grant::{
     ApprovedGrant, AuthMethod, BackendError, Budget, Budgets, Client, Clock, Config, DeviceGrant,
-    EndpointRequest, Interval, LimiterKey, MemoryStore, PollingRules, RequestContext, ScopeSet,
-    StaticClients, TokenIssuer, TokenResponse, UserCodeKey,
+    EndpointRequest, Interval, MemoryStore, PollingRules, RequestContext, ScopeSet, StaticClients,
+    TokenIssuer, TokenResponse, UserCodeKey,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -231,7 +231,7 @@ impl World {
     /// A fresh pending request and its verification ticket, out of timing.
     pub fn pending_with_ticket(
         &self,
-        key: &LimiterKey,
+        key: &device_grant::CodeEntry,
     ) -> (String, device_grant::VerificationTicket) {
         let r = self.authorize();
         let found = block_on(self.strict.verify(r.user_code.display(), key)).expect("verify");

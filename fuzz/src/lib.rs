@@ -20,8 +20,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use device_grant::protocol::client::ClientCredentials;
 use device_grant::protocol::form::Form;
 use device_grant::{
-    ApprovedGrant, AuthMethod, AuthorizationId, BackendError, Budget, Client, Config,
-    DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey, CodeEntry,
+    ApprovedGrant, AuthMethod, AuthorizationId, BackendError, Budget, Client, CodeEntry, Config,
+    DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey,
     Limits, ManualClock, OAuthError, RequestContext, RequestError, ScopeSet, StaticClients,
     Subject, ToHttp, TokenIssuer, TokenResponse, UserCodeKey, UserCodePolicy, VerificationError,
     VerificationTicket,
@@ -776,8 +776,11 @@ impl World {
                 RequestContext::default(),
             ))
             .expect("setup: device authorization");
-            let found = block_on(grant.verify(r.user_code.display(), &CodeEntry::from_key(LimiterKey::new("setup"))))
-                .expect("setup: verify");
+            let found = block_on(grant.verify(
+                r.user_code.display(),
+                &CodeEntry::from_key(LimiterKey::new("setup")),
+            ))
+            .expect("setup: verify");
             let scopes = found.request.scopes.clone();
             match state {
                 State::Pending => {}
@@ -1096,11 +1099,10 @@ pub fn device_authorization(data: &[u8]) {
         match &result {
             Ok(r) => {
                 check_device_success(r, &world.policy);
-                let found = block_on(
-                    world
-                        .grant
-                        .verify(r.user_code.display(), &CodeEntry::from_key(LimiterKey::new("check"))),
-                )
+                let found = block_on(world.grant.verify(
+                    r.user_code.display(),
+                    &CodeEntry::from_key(LimiterKey::new("check")),
+                ))
                 .expect("a new request is found by its user code");
                 let owner = found.request.client_id.as_str().to_owned();
                 assert!(["tv-app", "printer"].contains(&owner.as_str()), "{owner}");
@@ -1203,7 +1205,11 @@ pub fn verify(data: &[u8]) {
             2 => "k2".to_owned(),
             _ => input.text(),
         };
-        let result = block_on(world.grant.verify(&typed, &CodeEntry::from_key(LimiterKey::new(key.clone()))));
+        let result = block_on(
+            world
+                .grant
+                .verify(&typed, &CodeEntry::from_key(LimiterKey::new(key.clone()))),
+        );
         // The model.
         let window = world.budget.window_start(now);
         let normalized = world.policy.normalize(&typed);

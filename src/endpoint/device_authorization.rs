@@ -166,7 +166,11 @@ impl DeviceGrant {
         let budgets = &config.budgets;
         let mut layers = Vec::with_capacity(4);
         if let Some(ip) = context.ip {
-            layers.extend(budgets.authorizations_per_source.map(|b| Layer::source(ip, b)));
+            layers.extend(
+                budgets
+                    .authorizations_per_source
+                    .map(|b| Layer::source(ip, b)),
+            );
             layers.extend(
                 budgets
                     .authorizations_per_wide_source

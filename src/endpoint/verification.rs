@@ -224,12 +224,18 @@ impl DeviceGrant {
                 account.clone(),
                 budgets.wrong_codes_per_account,
             )),
-            None => layers.extend(budgets.wrong_codes_anonymous.map(Layer::anonymous_wrong_codes)),
+            None => layers.extend(
+                budgets
+                    .wrong_codes_anonymous
+                    .map(Layer::anonymous_wrong_codes),
+            ),
         }
         if let Err(refused) = self.spend(&layers, now).await? {
             let retry_after = refused.retry_after;
             return Err(match refused.kind {
-                BudgetKind::WrongCodesAnonymous => VerificationError::SignInRequired { retry_after },
+                BudgetKind::WrongCodesAnonymous => {
+                    VerificationError::SignInRequired { retry_after }
+                }
                 _ => VerificationError::TooManyAttempts { retry_after },
             });
         }

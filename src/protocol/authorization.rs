@@ -560,7 +560,10 @@ pub(crate) mod tests {
         // The issuer failed: the approval is free again for the next poll.
         let released = redeeming.release_redemption().unwrap();
         assert_eq!(released.status, a.status);
-        assert!(matches!(released.poll(at(5), &rules).outcome, PollOutcome::Redeem(_)));
+        assert!(matches!(
+            released.poll(at(5), &rules).outcome,
+            PollOutcome::Redeem(_)
+        ));
         assert_eq!(a.redeemed(at(5)), Err(TransitionError::NotRedeeming));
         assert_eq!(a.release_redemption(), Err(TransitionError::NotRedeeming));
         // Tokens minted: every later poll is a replay, even past expiry.

@@ -112,7 +112,10 @@ impl Harness {
     pub async fn approve(&self, codes: &DeviceAuthorizationResponse, sub: &str) {
         let found = self
             .grant
-            .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("test")))
+            .verify(
+                codes.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("test")),
+            )
             .await
             .unwrap();
         let scopes = found.request.scopes.clone();

@@ -329,7 +329,10 @@ pub async fn failures(proxied: Arc<dyn Store>, proxy: Arc<Proxy>, direct: Arc<dy
     );
     assert!(matches!(
         grant
-            .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s")))
+            .verify(
+                codes.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s"))
+            )
             .await,
         Err(VerificationError::Backend(BackendError::Unavailable(_)))
     ));
@@ -372,7 +375,10 @@ pub async fn failures(proxied: Arc<dyn Store>, proxy: Arc<Proxy>, direct: Arc<dy
     // the approval is applied whole — status and user-code index together.
     let found = loop {
         match grant
-            .verify(codes.user_code.display(), &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s")))
+            .verify(
+                codes.user_code.display(),
+                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s")),
+            )
             .await
         {
             Ok(found) => break found,

@@ -31,8 +31,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use device_grant::{
     AttemptLimiter, Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, Event,
-    EventSink, Interval, MemoryLimiter, MemoryStore, NetworkPolicy, PollingRules,
-    Store, SystemClock, UserCodeKey,
+    EventSink, Interval, MemoryLimiter, MemoryStore, NetworkPolicy, PollingRules, Store,
+    SystemClock, UserCodeKey,
 };
 use time::Duration;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -342,14 +342,14 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         config = config.danger_allow_short_lifetimes_for_tests();
     }
     let config = config
-    .lifetime(options.expires_in)
-    .interval(interval)
-    .polling(PollingRules {
-        leeway,
-        ..PollingRules::default()
-    })
-    .budgets(budgets(options.rate_limits))
-    .build()?;
+        .lifetime(options.expires_in)
+        .interval(interval)
+        .polling(PollingRules {
+            leeway,
+            ..PollingRules::default()
+        })
+        .budgets(budgets(options.rate_limits))
+        .build()?;
 
     let signer = Arc::new(jwt::Signer::generate());
     let tokens = Arc::new(tokens::Tokens::new(
