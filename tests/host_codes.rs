@@ -52,3 +52,28 @@ async fn a_signed_in_person_is_counted_per_account_across_networks() {
     let colleague = Browser::from_address("192.0.2.1");
     assert_eq!(wrong_code(&colleague, &server).await.status, 400);
 }
+
+#[tokio::test]
+async fn when_the_anonymous_budget_is_spent_people_sign_in_first_and_are_served() {
+    let server = Server::start(|o| o.client_address = ClientAddress::ForwardedFor).await;
+    let codes = support::ask_raw(&server, ("tv-app", None), "profile").await;
+    // Wrong codes from 1,000 networks, one each: the deployment-wide budget of
+    // wrong codes typed without signing in is spent.
+    let budget = device_grant::Budgets::default()
+        .wrong_codes_anonymous
+        .unwrap()
+        .attempts;
+    for n in 0..budget {
+        let guesser = Browser::from_address(&format!("2001:db8:77:{n:x}::1"));
+        assert_eq!(wrong_code(&guesser, &server).await.status, 400, "guess {n}");
+    }
+    // Someone not signed in is asked to sign in first: not refused, not 429.
+    let person = Browser::from_address("198.51.100.20");
+    let page = support::enter_code(&person, &server, &codes).await;
+    assert_eq!(page.status, 401, "{}", page.html);
+    assert!(page.contains("Please sign in first"), "{}", page.html);
+    // Signed in, the same person enters the same code and reaches consent.
+    sign_in(&person, &server, "alice", "wonderland").await;
+    let page = support::enter_code(&person, &server, &codes).await;
+    assert_eq!(page.path(), "/consent", "{}", page.html);
+}

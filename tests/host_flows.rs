@@ -42,3 +42,19 @@ async fn a_hundred_complete_flows_in_ten_minutes_from_one_address_are_never_refu
         answer.html
     );
 }
+
+#[tokio::test]
+async fn codes_that_expire_in_seconds_for_black_box_tests() {
+    let clock = Arc::new(ManualClock::default());
+    let server = Server::start(|o| {
+        o.clock = clock.clone();
+        o.interval = 1;
+        o.expires_in = time::Duration::seconds(2);
+    })
+    .await;
+    let codes = support::ask_raw(&server, ("tv-app", None), "profile").await;
+    assert_eq!(codes["expires_in"], 2);
+    clock.advance(time::Duration::seconds(2));
+    let (status, error) = support::poll_raw(&server, ("tv-app", None), &codes).await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("expired_token")));
+}

@@ -34,7 +34,8 @@ pub enum Event {
         /// The client.
         client_id: ClientId,
     },
-    /// The device redeemed its code; tokens were issued.
+    /// The device redeemed its code: the issuer returned tokens and they were
+    /// delivered.
     Redeemed {
         /// The authorization.
         id: AuthorizationId,
@@ -52,8 +53,8 @@ pub enum Event {
         /// The interval from now on.
         interval: Interval,
     },
-    /// A redeemed device code was presented again. The host should revoke the
-    /// tokens issued for `id`: the code may have been stolen.
+    /// A device code whose tokens were issued was presented again. The host
+    /// should revoke the tokens issued for `id`: the code may have been stolen.
     Replay {
         /// The authorization.
         id: AuthorizationId,

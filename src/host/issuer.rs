@@ -22,14 +22,29 @@ pub struct ApprovedGrant {
     pub approval: Arc<Approval>,
 }
 
-/// Mints tokens for a redeemed grant.
+/// Mints tokens for an approved grant.
 ///
 /// # Contract
 ///
-/// Called exactly once per device code: the crate marks the code redeemed (a
-/// compare-and-set) before calling. If issuing fails the client gets
-/// `server_error` and the code stays redeemed: the person must start again, but
-/// no code can ever yield two sets of tokens.
+/// The crate calls [`TokenIssuer::issue`] from the poll that took the approval
+/// (a compare-and-set from `Approved` to `Redeeming`, so one poll of any number
+/// racing), and marks the code `Redeemed` once it returns tokens.
+///
+/// - **`Ok`**: the tokens are delivered to the device.
+/// - **`Err`** must mean that nothing usable was minted (or that what was
+///   minted is already revoked). The crate frees the approval, answers
+///   `temporarily_unavailable` (for [`BackendError::Unavailable`] and
+///   [`BackendError::Timeout`]) or `server_error`, and the device's next poll
+///   calls `issue` again.
+/// - **Called again for the same [`ApprovedGrant::id`]**: after an `Err`, after
+///   a call that was abandoned (the request's future dropped mid-issue: the
+///   approval's lease, [`PollingRules::redeem_lease`](crate::PollingRules::redeem_lease),
+///   ends and the next poll takes it), or when the store could not confirm the
+///   redemption. Treat the id as an idempotency key: return the same tokens, or
+///   revoke those of the earlier call. So no code ever yields two live token
+///   sets, and an issuer failure never costs the person their approval.
+/// - It may block on I/O; keep it well under the redeem lease (30 s by
+///   default), or raise the lease.
 #[async_trait::async_trait]
 pub trait TokenIssuer: Send + Sync {
     /// Mints the tokens.

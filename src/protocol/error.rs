@@ -191,7 +191,9 @@ pub enum OAuthError {
     /// Sent as `temporarily_unavailable`; the client polls again.
     #[error("the request is contended")]
     Contended,
-    /// A host backend failed; no state was changed by this request.
+    /// A host backend failed. Before a request's commit point nothing was
+    /// changed; a token request whose issuer failed has freed its approval
+    /// again (or its lease frees it), so the device's next poll gets tokens.
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
