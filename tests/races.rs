@@ -37,7 +37,15 @@ async fn sixty_four_polls_race_to_redeem_one_code_exactly_one_wins() {
         for t in tasks {
             match t.await.unwrap() {
                 Ok(_) => winners += 1,
-                Err(e) => assert_eq!(e.code(), ErrorCode::InvalidGrant, "round {round}"),
+                // A loser polls while the winner's tokens are being minted
+                // (the approval is leased: wait) or after (a replay).
+                Err(e) => assert!(
+                    matches!(
+                        e.code(),
+                        ErrorCode::AuthorizationPending | ErrorCode::InvalidGrant
+                    ),
+                    "round {round}: {e:?}"
+                ),
             }
         }
         assert_eq!(winners, 1, "round {round}");
