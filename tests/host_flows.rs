@@ -56,5 +56,8 @@ async fn codes_that_expire_in_seconds_for_black_box_tests() {
     assert_eq!(codes["expires_in"], 2);
     clock.advance(time::Duration::seconds(2));
     let (status, error) = support::poll_raw(&server, ("tv-app", None), &codes).await;
-    assert_eq!((status, error["error"].as_str()), (400, Some("expired_token")));
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (400, Some("expired_token"))
+    );
 }

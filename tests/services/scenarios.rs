@@ -163,10 +163,9 @@ pub async fn many_instances<D, F>(
         let (status, body) = r.await.unwrap();
         match status {
             200 => tokens.push(body),
-            400 => assert_eq!(
-                error_of(&body),
-                "invalid_grant",
-                "a losing racer is a replay"
+            400 => assert!(
+                ["invalid_grant", "authorization_pending"].contains(&error_of(&body).as_str()),
+                "a losing racer waits while the winner's tokens are minted, or is a replay: {body}"
             ),
             other => panic!("unexpected status {other}: {body}"),
         }
