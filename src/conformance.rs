@@ -364,18 +364,23 @@ pub async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
     let rules = PollingRules::default();
     let redeem = approved.poll(base, &rules);
     assert!(matches!(redeem.outcome, PollOutcome::Redeem(_)));
-    let redeemed = redeem.next.unwrap();
+    let redeeming = redeem.next.unwrap();
     assert!(
-        cas(&*store, 1, &redeemed).await,
-        "approved→redeemed from version 1 must succeed"
+        cas(&*store, 1, &redeeming).await,
+        "approved→redeeming from version 1 must succeed"
     );
     assert!(
-        !cas(&*store, 1, &redeemed).await,
-        "approved→redeemed must succeed once only"
+        !cas(&*store, 1, &redeeming).await,
+        "approved→redeeming must succeed once only"
+    );
+    let redeemed = redeeming.redeemed(base).unwrap();
+    assert!(
+        cas(&*store, 2, &redeemed).await,
+        "redeeming→redeemed from version 2 must succeed"
     );
     let stored = get(&*store, &record.device_code_hash).await.unwrap();
     assert_eq!(
-        stored.version, 2,
+        stored.version, 3,
         "each transition must bump the version by one"
     );
     assert!(
@@ -579,18 +584,20 @@ pub async fn racing_redeems_have_one_winner(store: Arc<dyn Store>) {
         .await
     );
     let winners = Arc::new(AtomicUsize::new(0));
-    let replays = Arc::new(AtomicUsize::new(0));
+    let waiting = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..RACERS {
-        let (store, winners, replays) = (store.clone(), winners.clone(), replays.clone());
+        let (store, winners, waiting) = (store.clone(), winners.clone(), waiting.clone());
         let hash = record.device_code_hash;
         tasks.push(tokio::spawn(async move {
             match poll_until_settled(&*store, &hash, base, &PollingRules::default()).await {
                 PollOutcome::Redeem(_) => winners.fetch_add(1, Ordering::SeqCst),
-                PollOutcome::Replay => replays.fetch_add(1, Ordering::SeqCst),
-                other => {
-                    panic!("a poll of an approved record must redeem or replay, got {other:?}")
-                }
+                // The winner holds the approval under its lease: the others wait.
+                PollOutcome::Pending => waiting.fetch_add(1, Ordering::SeqCst),
+                other => panic!(
+                    "a poll of an approved record must take it or wait for the poll that \
+                     did, got {other:?}"
+                ),
             };
         }));
     }
@@ -602,7 +609,7 @@ pub async fn racing_redeems_have_one_winner(store: Arc<dyn Store>) {
         1,
         "exactly one of {RACERS} racing polls must redeem an approved code"
     );
-    assert_eq!(replays.load(Ordering::SeqCst), RACERS - 1);
+    assert_eq!(waiting.load(Ordering::SeqCst), RACERS - 1);
 }
 
 /// Approvals race denials on one pending record: exactly one wins, and the
@@ -717,15 +724,18 @@ pub async fn polls_racing_approval_lose_nothing(store: Arc<dyn Store>) {
         t.await.expect("a poller panicked");
     }
     let stored = get(&*store, &hash).await.unwrap();
-    match &stored.status {
-        Status::Approved { approval } | Status::Redeemed { approval, .. } => {
+    match stored.status.approval() {
+        Some(approval) => {
             assert_eq!(
                 approval.subject.as_str(),
                 "alice",
                 "the approval must survive the polls"
             )
         }
-        other => panic!("an approval racing polls was lost: the record is {other:?}"),
+        None => panic!(
+            "an approval racing polls was lost: the record is {:?}",
+            stored.status
+        ),
     }
     let n = redeemed.load(Ordering::SeqCst);
     assert!(n <= 1, "an approval was redeemed {n} times");
