@@ -102,7 +102,7 @@ async fn migrations_apply_once_and_are_recorded() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     let indexes: Vec<String> = client
         .query(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'device_grant_authorizations'",

@@ -87,13 +87,21 @@ proptest! {
                     let Poll { outcome, next } = real.poll(now, &rules);
                     let expected = model.poll();
                     prop_assert_eq!(kind(&outcome), expected);
-                    if matches!(outcome, PollOutcome::Redeem(_)) {
+                    let redeem = matches!(outcome, PollOutcome::Redeem(_));
+                    if redeem {
                         redeemed += 1;
                     }
                     if let Some(next) = next {
                         prop_assert_eq!(next.version, real.version + 1);
                         prop_assert!(real.status.is_pending() || !next.status.is_pending(), "back to pending");
                         real = next;
+                    }
+                    // The endpoint's redeeming poll marks the code redeemed once
+                    // the issuer has minted the tokens.
+                    if redeem {
+                        let done = real.redeemed(now);
+                        prop_assert!(done.is_ok(), "a taken approval can be marked redeemed");
+                        real = done.unwrap();
                     }
                     prop_assert_eq!(real.interval.secs(), model.interval);
                 }

@@ -39,12 +39,19 @@ fn clock() -> Arc<ManualClock> {
 }
 
 #[tokio::test]
-async fn by_default_the_21st_authorization_from_one_address_gets_429() {
+async fn by_default_the_121st_authorization_from_one_address_gets_429() {
     let clock = clock();
     let server = Server::start(|o| o.clock = clock).await;
-    let (statuses, retry_after) = authorizations(&server, 21).await;
-    assert_eq!(statuses[..20], [200; 20], "{statuses:?}");
-    assert_eq!(statuses[20], 429, "{statuses:?}");
+    let per_source = device_grant::Budgets::default()
+        .authorizations_per_source
+        .unwrap()
+        .attempts as usize;
+    let (statuses, retry_after) = authorizations(&server, per_source + 1).await;
+    assert!(
+        statuses[..per_source].iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[per_source], 429, "{statuses:?}");
     let retry_after: i64 = retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=600).contains(&retry_after), "{retry_after}");
 }
@@ -57,17 +64,22 @@ async fn with_rate_limits_off_it_does_not_and_wrong_codes_are_still_limited() {
         o.rate_limits = false;
     })
     .await;
-    let (statuses, _) = authorizations(&server, 60).await;
-    assert_eq!(statuses, [200; 60]);
+    let (statuses, _) = authorizations(&server, 200).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 
     let browser = Browser::new();
     let page = browser.get(&server.url("/device")).await;
     let mut answers = Vec::new();
-    for _ in 0..6 {
-        // A fixed guess: the odds that it is one of the 60 live codes are
-        // about 1 in 400 million (8 of 20 consonants).
+    let budget = device_grant::Budgets::default()
+        .wrong_codes_per_key
+        .attempts as usize;
+    for _ in 0..=budget {
+        // A fixed guess: the odds that it is one of the 200 live codes are
+        // about 1 in 100 million (8 of 20 consonants).
         let form = page.form("/device").fill("user_code", "BCDF-GHJK");
         answers.push(browser.submit(&page, &form, None).await.status);
     }
-    assert_eq!(answers, [400, 400, 400, 400, 400, 429]);
+    let mut expected = vec![400; budget];
+    expected.push(429);
+    assert_eq!(answers, expected);
 }
