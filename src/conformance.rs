@@ -76,7 +76,7 @@ pub const PURGE_IN: i64 = 900;
 const RACERS: usize = 16;
 
 /// Two handles on one backing store, or one handle twice.
-type Pair<T: ?Sized> = (Arc<T>, Arc<T>);
+type Pair<T> = (Arc<T>, Arc<T>);
 
 /// Runs every store check, each on a fresh store from `factory`.
 pub async fn run<F, Fut>(factory: F)

@@ -27,8 +27,8 @@
 //! Rows are not deleted by themselves: the host schedules
 //! [`DeviceGrant::purge_expired`](crate::DeviceGrant::purge_expired) (any
 //! instance, e.g. every minute), which deletes rows whose `purge_at` has come,
-//! in batches of 1000 (indexed by `purge_at`). [`PostgresLimiter::purge`]
-//! deletes old attempt counters.
+//! in batches of 1000 (indexed by `purge_at`), and the limiter's counters
+//! whose window has ended (through [`AttemptLimiter::purge_expired`]).
 
 use std::time::Duration as StdDuration;
 
