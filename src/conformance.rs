@@ -1,30 +1,53 @@
 //! The storage conformance suite: checks that a [`Store`] or an
-//! [`AttemptLimiter`] keeps the contract the crate relies on.
+//! [`AttemptLimiter`] keeps the contract the crate relies on (see the
+//! traits' documentation).
 //!
-//! An adapter's tests call it with one line, on a multi-threaded Tokio runtime
-//! (the races run on several threads):
+//! An adapter's tests call it on a multi-threaded Tokio runtime (the races run
+//! on several threads), once with one handle and once with two handles on one
+//! backing store:
 //!
 //! ```
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use device_grant::{MemoryLimiter, MemoryStore, Store, AttemptLimiter};
+//! use device_grant::conformance;
 //!
-//! device_grant::conformance::run(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
-//! device_grant::conformance::run_limiter(|| async {
+//! conformance::run(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
+//! conformance::run_limiter(|| async {
 //!     Arc::new(MemoryLimiter::new()) as Arc<dyn AttemptLimiter>
+//! })
+//! .await;
+//!
+//! // Two handles on one store: as two instances of a server see it.
+//! conformance::run_shared(|| async {
+//!     let store = Arc::new(MemoryStore::new());
+//!     (store.clone() as Arc<dyn Store>, store as Arc<dyn Store>)
+//! })
+//! .await;
+//! conformance::run_limiter_shared(|| async {
+//!     let limiter = Arc::new(MemoryLimiter::new());
+//!     (limiter.clone() as Arc<dyn AttemptLimiter>, limiter as Arc<dyn AttemptLimiter>)
 //! })
 //! .await;
 //! # });
 //! ```
 //!
 //! The factory is called once per check and must return a fresh, empty,
-//! isolated store (a new key prefix, a new schema…). Each check panics with a
-//! message naming the broken rule.
+//! isolated store (a new key prefix, a new schema…). For the shared mode it
+//! returns two handles on that one store, made the way two instances of a
+//! server would make them (two connections, two pools): every check then
+//! writes through one handle and reads through the other, and the races run
+//! across both, so a handle that caches, or an atomic step that holds only
+//! within one connection, fails.
+//!
+//! Each check panics with a message naming the broken rule, what the store
+//! returned and what the contract wants.
 //!
 //! Times are taken near the real clock (records expire ten minutes from now),
 //! so that stores whose keys expire on the server's own clock (Redis TTLs)
 //! keep every record the checks still look at.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +62,7 @@ use crate::protocol::authorization::{
 };
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
+use crate::protocol::error::BackendError;
 use crate::protocol::polling::{Interval, PollingRules};
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCodeHash;
@@ -51,24 +75,50 @@ pub const PURGE_IN: i64 = 900;
 /// How many tasks each race runs.
 const RACERS: usize = 16;
 
+/// Two handles on one backing store, or one handle twice.
+type Pair<T> = (Arc<T>, Arc<T>);
+
 /// Runs every store check, each on a fresh store from `factory`.
 pub async fn run<F, Fut>(factory: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn Store>>,
 {
-    insert_and_look_up(factory().await).await;
-    records_round_trip_exactly(factory().await).await;
-    user_codes_are_unique_among_live_records(factory().await).await;
-    transitions_are_compare_and_set(factory().await).await;
-    user_code_index_dies_with_pending(factory().await).await;
-    expiry_and_retention(factory().await).await;
-    purge_deletes_only_what_is_due(factory().await).await;
-    poll_updates_never_undo_a_status(factory().await).await;
-    racing_redeems_have_one_winner(factory().await).await;
-    approve_racing_deny_has_one_winner(factory().await).await;
-    polls_racing_approval_lose_nothing(factory().await).await;
-    racing_inserts_of_one_user_code_have_one_winner(factory().await).await;
+    let factory = &factory;
+    run_shared(move || async move {
+        let store = factory().await;
+        (store.clone(), store)
+    })
+    .await;
+}
+
+/// Runs every store check, each on a fresh store from `factory`, which
+/// returns two handles on it (two connections, two pools): writes go through
+/// one and reads through the other, and the races run across both.
+pub async fn run_shared<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Pair<dyn Store>>,
+{
+    macro_rules! check {
+        ($check:ident) => {{
+            let (store, peer) = factory().await;
+            $check(store, peer).await;
+        }};
+    }
+    check!(insert_and_look_up);
+    check!(records_round_trip_exactly);
+    check!(user_codes_are_unique_among_live_records);
+    check!(duplicate_device_codes_are_refused);
+    check!(transitions_are_compare_and_set);
+    check!(user_code_index_dies_with_pending);
+    check!(expiry_and_retention);
+    check!(purge_deletes_only_what_is_due);
+    check!(poll_updates_never_undo_a_status);
+    check!(racing_redeems_have_one_winner);
+    check!(approve_racing_deny_has_one_winner);
+    check!(polls_racing_approval_lose_nothing);
+    check!(racing_inserts_of_one_user_code_have_one_winner);
 }
 
 /// Runs every limiter check, each on a fresh limiter from `factory`.
@@ -77,11 +127,33 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn AttemptLimiter>>,
 {
-    limiter_spends_and_refunds(factory().await).await;
-    limiter_windows_and_keys_are_separate(factory().await).await;
-    limiter_budgets_are_counted_apart(factory().await).await;
-    limiter_purge_keeps_live_counters(factory().await).await;
-    racing_attempts_never_overspend(factory().await).await;
+    let factory = &factory;
+    run_limiter_shared(move || async move {
+        let limiter = factory().await;
+        (limiter.clone(), limiter)
+    })
+    .await;
+}
+
+/// Runs every limiter check, each on a fresh limiter from `factory`, which
+/// returns two handles on it: attempts and refunds alternate between them, and
+/// the races run across both.
+pub async fn run_limiter_shared<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Pair<dyn AttemptLimiter>>,
+{
+    macro_rules! check {
+        ($check:ident) => {{
+            let (limiter, peer) = factory().await;
+            $check(limiter, peer).await;
+        }};
+    }
+    check!(limiter_spends_and_refunds);
+    check!(limiter_windows_and_keys_are_separate);
+    check!(limiter_budgets_are_counted_apart);
+    check!(limiter_purge_keeps_live_counters);
+    check!(racing_attempts_never_overspend);
 }
 
 /// The base time of the checks: now, whole seconds, so that every backend's
@@ -129,23 +201,54 @@ fn approval(base: OffsetDateTime, who: &str) -> Approval {
     }
 }
 
+/// The other handle every other time: racers spread over both.
+fn either<T: ?Sized>(i: usize, pair: &Pair<T>) -> Arc<T> {
+    if i % 2 == 0 {
+        pair.0.clone()
+    } else {
+        pair.1.clone()
+    }
+}
+
+/// Fails the check unless the store's answer is the contract's.
+#[track_caller]
+fn expect_eq<T: PartialEq + Debug>(got: T, want: T, rule: impl std::fmt::Display) {
+    if got != want {
+        panic!("{rule}\n  the store returned: {got:?}\n  the contract wants: {want:?}");
+    }
+}
+
+/// The answer of an operation that must not fail.
+#[track_caller]
+fn ok<T>(what: &str, result: Result<T, BackendError>) -> T {
+    result.unwrap_or_else(|e| panic!("{what} returned Err({e:?}), the contract wants Ok"))
+}
+
+async fn try_insert(
+    store: &dyn Store,
+    record: &DeviceAuthorization,
+    now: OffsetDateTime,
+) -> Inserted {
+    ok("insert", store.insert(record, now).await)
+}
+
 async fn insert(store: &dyn Store, record: &DeviceAuthorization, now: OffsetDateTime) {
-    let inserted = store
-        .insert(record, now)
-        .await
-        .unwrap_or_else(|e| panic!("insert failed: {e}"));
-    assert_eq!(
-        inserted,
-        Inserted::Stored,
-        "insert of a record with a fresh user code must store it"
+    expect_eq(
+        store.insert(record, now).await.map_err(|e| e.to_string()),
+        Ok(Inserted::Stored),
+        "insert of a record with a new device code and a free user code must store it",
     );
 }
 
 async fn get(store: &dyn Store, hash: &DeviceCodeHash) -> Option<DeviceAuthorization> {
-    store
-        .by_device_code(hash)
+    ok("by_device_code", store.by_device_code(hash).await)
+}
+
+/// The record of a device code, which the check stored and must find.
+async fn stored(store: &dyn Store, hash: &DeviceCodeHash) -> DeviceAuthorization {
+    get(store, hash)
         .await
-        .unwrap_or_else(|e| panic!("by_device_code failed: {e}"))
+        .unwrap_or_else(|| panic!("by_device_code of a stored, unpurged record returned None"))
 }
 
 async fn get_by_user_code(
@@ -153,71 +256,97 @@ async fn get_by_user_code(
     hash: &UserCodeHash,
     now: OffsetDateTime,
 ) -> Option<DeviceAuthorization> {
-    store
-        .by_user_code(hash, now)
-        .await
-        .unwrap_or_else(|e| panic!("by_user_code failed: {e}"))
+    ok("by_user_code", store.by_user_code(hash, now).await)
 }
 
 async fn cas(store: &dyn Store, expected: u64, next: &DeviceAuthorization) -> bool {
-    store
-        .compare_and_set(expected, next)
-        .await
-        .unwrap_or_else(|e| panic!("compare_and_set failed: {e}"))
+    ok(
+        "compare_and_set",
+        store.compare_and_set(expected, next).await,
+    )
+}
+
+/// A compare-and-set that the contract says must succeed, or fail.
+async fn expect_cas(
+    store: &dyn Store,
+    expected: u64,
+    next: &DeviceAuthorization,
+    want: bool,
+    rule: &str,
+) {
+    expect_eq(
+        cas(store, expected, next).await,
+        want,
+        format_args!(
+            "compare_and_set({expected}, version {}): {rule}",
+            next.version
+        ),
+    );
+}
+
+/// The status's name, for messages about races.
+fn status_name(status: &Status) -> &'static str {
+    match status {
+        Status::Pending => "pending",
+        Status::Approved { .. } => "approved",
+        Status::Denied { .. } => "denied",
+        Status::Redeeming { .. } => "redeeming",
+        Status::Redeemed { .. } => "redeemed",
+    }
 }
 
 /// Inserts, then finds the record by both hashes; unknown hashes find nothing.
-pub async fn insert_and_look_up(store: Arc<dyn Store>) {
+pub async fn insert_and_look_up(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let record = pending_record(base);
-    assert_eq!(
-        get(&*store, &record.device_code_hash).await,
+    expect_eq(
+        get(&*peer, &record.device_code_hash).await,
         None,
-        "a fresh store must not hold a record it was never given"
+        "by_device_code on a fresh store must find nothing",
     );
     insert(&*store, &record, base).await;
-    assert_eq!(
-        get(&*store, &record.device_code_hash).await.as_ref(),
+    expect_eq(
+        get(&*peer, &record.device_code_hash).await.as_ref(),
         Some(&record),
-        "by_device_code must return the inserted record, unchanged"
+        "by_device_code must return the inserted record, unchanged",
     );
-    assert_eq!(
-        get_by_user_code(&*store, &record.user_code_hash, base)
+    expect_eq(
+        get_by_user_code(&*peer, &record.user_code_hash, base)
             .await
             .as_ref(),
         Some(&record),
-        "by_user_code must return the pending, unexpired record of its user code"
+        "by_user_code must return the pending, unexpired record of its user code",
     );
-    assert_eq!(
-        get(&*store, &DeviceCodeHash(random_bytes())).await,
+    expect_eq(
+        get(&*peer, &DeviceCodeHash(random_bytes())).await,
         None,
-        "by_device_code of an unknown hash must return None"
+        "by_device_code of an unknown hash must return None",
     );
-    assert_eq!(
-        get_by_user_code(&*store, &UserCodeHash(random_bytes()), base).await,
+    expect_eq(
+        get_by_user_code(&*peer, &UserCodeHash(random_bytes()), base).await,
         None,
-        "by_user_code of an unknown hash must return None"
+        "by_user_code of an unknown hash must return None",
     );
     let stranger = pending_record(base);
-    assert!(
-        !cas(
-            &*store,
-            0,
-            &stranger.approve(approval(base, "x"), base).unwrap()
-        )
-        .await,
-        "compare_and_set of a record that was never inserted must return false"
-    );
-    assert_eq!(
-        get(&*store, &stranger.device_code_hash).await,
+    let approved = stranger.approve(approval(base, "x"), base).unwrap();
+    expect_cas(
+        &*store,
+        0,
+        &approved,
+        false,
+        "a record that was never inserted cannot be replaced",
+    )
+    .await;
+    expect_eq(
+        get(&*peer, &stranger.device_code_hash).await,
         None,
-        "compare_and_set must never create a record"
+        "compare_and_set must never create a record",
     );
 }
 
 /// Every field survives storage exactly: context, approval data, times with
 /// sub-second precision, interval and last poll.
-pub async fn records_round_trip_exactly(store: Arc<dyn Store>) {
+pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let mut record = pending_record(base);
     let mut extra = std::collections::BTreeMap::new();
@@ -241,246 +370,325 @@ pub async fn records_round_trip_exactly(store: Arc<dyn Store>) {
         .unwrap();
     next.last_poll = Some(base + Duration::milliseconds(1500));
     next.interval = Interval::from_secs(15).unwrap();
-    assert!(
-        cas(&*store, 0, &next).await,
-        "compare_and_set from the stored version must succeed"
-    );
-    assert_eq!(
-        get(&*store, &record.device_code_hash).await.as_ref(),
+    expect_cas(&*store, 0, &next, true, "the stored version is 0").await;
+    expect_eq(
+        get(&*peer, &record.device_code_hash).await.as_ref(),
         Some(&next),
-        "the stored record must read back exactly as written (context, approval data, times, interval)"
+        "the stored record must read back exactly as written (context, approval data, times, interval)",
     );
 }
 
 /// A user-code hash held by a live record cannot be inserted again; it can
 /// once that record has expired or left `Pending`.
-pub async fn user_codes_are_unique_among_live_records(store: Arc<dyn Store>) {
+pub async fn user_codes_are_unique_among_live_records(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let first = pending_record(base);
     insert(&*store, &first, base).await;
 
     let clash = pending_with_user_code(base, first.user_code_hash);
-    let taken = store
-        .insert(&clash, base + Duration::seconds(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        taken,
+    expect_eq(
+        try_insert(&*peer, &clash, base + Duration::seconds(1)).await,
         Inserted::UserCodeTaken,
-        "insert must refuse a user code held by a pending, unexpired record"
+        "insert must refuse a user code held by a pending, unexpired record",
     );
-    assert_eq!(
+    expect_eq(
         get(&*store, &clash.device_code_hash).await,
         None,
-        "a refused insert must store nothing"
+        "an insert answered UserCodeTaken must store nothing",
     );
-    assert_eq!(
+    expect_eq(
         get_by_user_code(&*store, &first.user_code_hash, base)
             .await
             .map(|r| r.id),
         Some(first.id),
-        "a refused insert must leave the user code with its holder"
+        "an insert answered UserCodeTaken must leave the user code with its holder",
     );
     let late = base + Duration::seconds(EXPIRES_IN - 1);
-    assert_eq!(
-        store.insert(&clash, late).await.unwrap(),
+    expect_eq(
+        try_insert(&*peer, &clash, late).await,
         Inserted::UserCodeTaken,
-        "a user code is held until the very end of its holder's lifetime"
+        "a user code is held until the very end of its holder's lifetime",
     );
 
     // Once the holder has expired, its user code is free again.
     let expiry = first.request.expires_at;
     let mut reuse = pending_with_user_code(expiry, first.user_code_hash);
     Arc::make_mut(&mut reuse.request).created_at = expiry;
-    assert_eq!(
-        store.insert(&reuse, expiry).await.unwrap(),
+    expect_eq(
+        try_insert(&*peer, &reuse, expiry).await,
         Inserted::Stored,
-        "a user code must be free again once its holder has expired (now == expires_at)"
+        "a user code must be free again once its holder has expired (now == expires_at)",
     );
-    assert_eq!(
+    expect_eq(
         get_by_user_code(&*store, &first.user_code_hash, expiry)
             .await
             .map(|r| r.id),
         Some(reuse.id),
-        "by_user_code must find the new holder of a reused user code"
+        "by_user_code must find the new holder of a reused user code",
     );
-    assert!(
-        get(&*store, &first.device_code_hash).await.is_some(),
-        "an expired record must be kept (until purge_at) when its user code is reused"
+    expect_eq(
+        get(&*store, &first.device_code_hash).await.as_ref(),
+        Some(&first),
+        "an expired record must be kept (until purge_at) when its user code is reused",
     );
 
     // Once the holder has left Pending, its user code is free again.
     let approved = pending_record(base);
     insert(&*store, &approved, base).await;
-    assert!(
-        cas(
-            &*store,
-            0,
-            &approved.approve(approval(base, "a"), base).unwrap()
-        )
-        .await
-    );
+    let next = approved.approve(approval(base, "a"), base).unwrap();
+    expect_cas(&*store, 0, &next, true, "the stored version is 0").await;
     let after = pending_with_user_code(base, approved.user_code_hash);
-    assert_eq!(
-        store.insert(&after, base).await.unwrap(),
+    expect_eq(
+        try_insert(&*peer, &after, base).await,
         Inserted::Stored,
-        "a user code must be free again once its holder has left Pending"
+        "a user code must be free again once its holder has left Pending",
+    );
+}
+
+/// An insert never replaces a stored record: a device-code hash that is
+/// already stored is refused with `Err(BackendError::Other(_))`, whatever its
+/// status and whoever holds the user code, and the refused insert claims no
+/// user code.
+pub async fn duplicate_device_codes_are_refused(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
+    let base = base_time();
+    let original = pending_record(base);
+    insert(&*store, &original, base).await;
+
+    // The very record again, as a host retrying an insert would send it.
+    let again = peer.insert(&original, base).await;
+    assert!(
+        matches!(again, Err(BackendError::Other(_))),
+        "insert of a device-code hash that is already stored must fail\n  the store returned: \
+         {again:?}\n  the contract wants: Err(BackendError::Other(_))"
+    );
+
+    // Another request with the same device-code hash and a free user code,
+    // after the stored record was approved: replacing it would undo the
+    // approval and reset its version.
+    let approved = original.approve(approval(base, "alice"), base).unwrap();
+    expect_cas(&*store, 0, &approved, true, "the stored version is 0").await;
+    let mut impostor = pending_record(base);
+    impostor.device_code_hash = original.device_code_hash;
+    let refused = peer.insert(&impostor, base).await;
+    assert!(
+        matches!(refused, Err(BackendError::Other(_))),
+        "insert of a device-code hash that is already stored must fail, even with a free user \
+         code\n  the store returned: {refused:?}\n  the contract wants: Err(BackendError::Other(_))"
+    );
+    expect_eq(
+        get(&*store, &original.device_code_hash).await.as_ref(),
+        Some(&approved),
+        "a refused insert must leave the stored record as it was",
+    );
+    expect_eq(
+        get_by_user_code(&*store, &impostor.user_code_hash, base).await,
+        None,
+        "a refused insert must not claim its user code",
+    );
+    let next_holder = pending_with_user_code(base, impostor.user_code_hash);
+    expect_eq(
+        try_insert(&*store, &next_holder, base).await,
+        Inserted::Stored,
+        "the user code of a refused insert must stay free",
     );
 }
 
 /// Every transition writes only from the version it was computed from.
-pub async fn transitions_are_compare_and_set(store: Arc<dyn Store>) {
+pub async fn transitions_are_compare_and_set(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let record = pending_record(base);
     insert(&*store, &record, base).await;
 
     let approved = record.approve(approval(base, "alice"), base).unwrap();
     let denied = record.deny(base).unwrap();
-    assert!(
-        cas(&*store, 0, &approved).await,
-        "pending→approved from version 0 must succeed"
-    );
-    assert!(
-        !cas(&*store, 0, &denied).await,
-        "pending→denied computed from a stale version must fail"
-    );
-    assert!(
-        !cas(&*store, 0, &approved).await,
-        "the same transition applied twice must fail the second time"
-    );
-    assert_eq!(
+    expect_cas(
+        &*store,
+        0,
+        &approved,
+        true,
+        "pending→approved from version 0",
+    )
+    .await;
+    expect_cas(
+        &*peer,
+        0,
+        &denied,
+        false,
+        "pending→denied computed from a stale version",
+    )
+    .await;
+    expect_cas(
+        &*peer,
+        0,
+        &approved,
+        false,
+        "the same transition applied twice succeeds once",
+    )
+    .await;
+    expect_eq(
         get(&*store, &record.device_code_hash).await.as_ref(),
         Some(&approved),
-        "a failed compare_and_set must change nothing"
+        "a refused compare_and_set must change nothing",
     );
 
     let mut skipping = approved.clone();
     skipping.version = 5;
-    assert!(
-        !cas(&*store, 1, &skipping).await,
-        "compare_and_set must refuse a next record whose version is not expected + 1"
+    expect_cas(
+        &*store,
+        1,
+        &skipping,
+        false,
+        "a store may refuse a next record whose version is not expected + 1, and must not \
+         write it",
+    )
+    .await;
+    expect_eq(
+        get(&*peer, &record.device_code_hash).await.as_ref(),
+        Some(&approved),
+        "compare_and_set with next.version != expected + 1 must change nothing",
     );
 
     let rules = PollingRules::default();
     let redeem = approved.poll(base, &rules);
-    assert!(matches!(redeem.outcome, PollOutcome::Redeem(_)));
+    assert!(
+        matches!(redeem.outcome, PollOutcome::Redeem(_)),
+        "the crate's poll of an approved record redeems it (got {:?})",
+        redeem.outcome
+    );
     let redeeming = redeem.next.unwrap();
-    assert!(
-        cas(&*store, 1, &redeeming).await,
-        "approved→redeeming from version 1 must succeed"
-    );
-    assert!(
-        !cas(&*store, 1, &redeeming).await,
-        "approved→redeeming must succeed once only"
-    );
+    expect_cas(
+        &*peer,
+        1,
+        &redeeming,
+        true,
+        "approved→redeeming from version 1",
+    )
+    .await;
+    expect_cas(
+        &*store,
+        1,
+        &redeeming,
+        false,
+        "approved→redeeming succeeds once only",
+    )
+    .await;
     let redeemed = redeeming.redeemed(base).unwrap();
-    assert!(
-        cas(&*store, 2, &redeemed).await,
-        "redeeming→redeemed from version 2 must succeed"
-    );
-    let stored = get(&*store, &record.device_code_hash).await.unwrap();
-    assert_eq!(
-        stored.version, 3,
-        "each transition must bump the version by one"
-    );
-    assert!(
-        matches!(stored.status, Status::Redeemed { .. }),
-        "the record must be redeemed"
+    expect_cas(
+        &*store,
+        2,
+        &redeemed,
+        true,
+        "redeeming→redeemed from version 2",
+    )
+    .await;
+    expect_eq(
+        get(&*peer, &record.device_code_hash).await.as_ref(),
+        Some(&redeemed),
+        "after three transitions the record must be redeemed, at version 3",
     );
 
     let other = pending_record(base);
     insert(&*store, &other, base).await;
-    assert!(
-        cas(&*store, 0, &other.deny(base).unwrap()).await,
-        "pending→denied must succeed"
+    let other_denied = other.deny(base).unwrap();
+    expect_cas(
+        &*store,
+        0,
+        &other_denied,
+        true,
+        "pending→denied from version 0",
+    )
+    .await;
+    expect_cas(
+        &*peer,
+        0,
+        &other.approve(approval(base, "b"), base).unwrap(),
+        false,
+        "pending→approved after a deny",
+    )
+    .await;
+    expect_eq(
+        get(&*peer, &other.device_code_hash).await.as_ref(),
+        Some(&other_denied),
+        "a deny must stick",
     );
-    assert!(
-        !cas(
-            &*store,
-            0,
-            &other.approve(approval(base, "b"), base).unwrap()
-        )
-        .await,
-        "pending→approved after a deny must fail"
-    );
-    assert!(matches!(
-        get(&*store, &other.device_code_hash).await.unwrap().status,
-        Status::Denied { .. }
-    ));
 }
 
 /// `by_user_code` returns a record only while it is pending; pending updates
 /// (polls, slow downs) keep the index alive.
-pub async fn user_code_index_dies_with_pending(store: Arc<dyn Store>) {
+pub async fn user_code_index_dies_with_pending(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let rules = PollingRules::default();
     let record = pending_record(base);
     insert(&*store, &record, base).await;
     let polled = record.poll(base, &rules).next.unwrap();
-    assert!(cas(&*store, 0, &polled).await);
+    expect_cas(&*store, 0, &polled, true, "a pending poll from version 0").await;
     let slowed = polled
         .poll(base + Duration::seconds(1), &rules)
         .next
         .unwrap();
-    assert!(cas(&*store, 1, &slowed).await);
-    assert_eq!(
-        get_by_user_code(&*store, &record.user_code_hash, base)
+    expect_cas(&*store, 1, &slowed, true, "a slow_down from version 1").await;
+    expect_eq(
+        get_by_user_code(&*peer, &record.user_code_hash, base)
             .await
             .as_ref(),
         Some(&slowed),
-        "a pending record updated by polls must stay reachable by user code, as updated"
+        "a pending record updated by polls must stay reachable by user code, as updated",
     );
-    assert!(
-        cas(
-            &*store,
-            2,
-            &slowed.approve(approval(base, "a"), base).unwrap()
-        )
-        .await
-    );
-    assert_eq!(
-        get_by_user_code(&*store, &record.user_code_hash, base).await,
+    let approved = slowed.approve(approval(base, "a"), base).unwrap();
+    expect_cas(
+        &*store,
+        2,
+        &approved,
+        true,
+        "pending→approved from version 2",
+    )
+    .await;
+    expect_eq(
+        get_by_user_code(&*peer, &record.user_code_hash, base).await,
         None,
-        "by_user_code must not return an approved record"
+        "by_user_code must not return an approved record",
     );
 
     let denied = pending_record(base);
     insert(&*store, &denied, base).await;
-    assert!(cas(&*store, 0, &denied.deny(base).unwrap()).await);
-    assert_eq!(
-        get_by_user_code(&*store, &denied.user_code_hash, base).await,
+    let next = denied.deny(base).unwrap();
+    expect_cas(&*store, 0, &next, true, "pending→denied from version 0").await;
+    expect_eq(
+        get_by_user_code(&*peer, &denied.user_code_hash, base).await,
         None,
-        "by_user_code must not return a denied record"
+        "by_user_code must not return a denied record",
     );
 }
 
 /// An expired record leaves the user-code index but stays readable by device
 /// code until `purge_at`.
-pub async fn expiry_and_retention(store: Arc<dyn Store>) {
+pub async fn expiry_and_retention(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let record = pending_record(base);
     insert(&*store, &record, base).await;
     let last = base + Duration::seconds(EXPIRES_IN) - Duration::milliseconds(1);
-    assert!(
-        get_by_user_code(&*store, &record.user_code_hash, last)
+    expect_eq(
+        get_by_user_code(&*peer, &record.user_code_hash, last)
             .await
-            .is_some(),
-        "by_user_code must return the record until its very last instant"
+            .as_ref(),
+        Some(&record),
+        "by_user_code must return the record until its very last instant (expires_at - 1 ms)",
     );
-    assert_eq!(
-        get_by_user_code(&*store, &record.user_code_hash, record.request.expires_at).await,
+    expect_eq(
+        get_by_user_code(&*peer, &record.user_code_hash, record.request.expires_at).await,
         None,
-        "by_user_code must not return a record at or after expires_at"
+        "by_user_code must not return a record at or after expires_at",
     );
-    assert!(
-        get(&*store, &record.device_code_hash).await.is_some(),
+    expect_eq(
+        get(&*peer, &record.device_code_hash).await.as_ref(),
+        Some(&record),
         "an expired record must still be returned by device code until purge_at \
-         (late polls get expired_token, replays are recognized)"
+         (late polls get expired_token, replays are recognized)",
     );
 }
 
 /// `purge_expired` deletes exactly the records whose `purge_at` has come.
-pub async fn purge_deletes_only_what_is_due(store: Arc<dyn Store>) {
+pub async fn purge_deletes_only_what_is_due(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let early = pending_record(base);
     let redeemed = pending_record(base);
@@ -490,65 +698,82 @@ pub async fn purge_deletes_only_what_is_due(store: Arc<dyn Store>) {
         insert(&*store, r, base).await;
     }
     let a = redeemed.approve(approval(base, "a"), base).unwrap();
-    assert!(cas(&*store, 0, &a).await);
+    expect_cas(&*store, 0, &a, true, "pending→approved from version 0").await;
 
     let before = early.purge_at - Duration::seconds(1);
-    assert_eq!(
-        store.purge_expired(before).await.unwrap(),
+    expect_eq(
+        ok("purge_expired", peer.purge_expired(before).await),
         0,
-        "purge_expired must delete nothing before purge_at"
+        "purge_expired must delete nothing before purge_at",
     );
-    assert!(get(&*store, &early.device_code_hash).await.is_some());
-    let n = store.purge_expired(early.purge_at).await.unwrap();
-    assert_eq!(
-        n, 2,
-        "purge_expired(purge_at) must delete exactly the two due records and count them"
+    expect_eq(
+        get(&*store, &early.device_code_hash).await.as_ref(),
+        Some(&early),
+        "a record must be kept until its purge_at",
     );
-    assert_eq!(
-        get(&*store, &early.device_code_hash).await,
-        None,
-        "a purged record must be gone"
+    expect_eq(
+        ok("purge_expired", peer.purge_expired(early.purge_at).await),
+        2,
+        "purge_expired(purge_at) must delete exactly the two due records and count them",
     );
-    assert_eq!(
-        get(&*store, &redeemed.device_code_hash).await,
-        None,
-        "a purged record must be gone"
+    for gone in [&early.device_code_hash, &redeemed.device_code_hash] {
+        expect_eq(
+            get(&*store, gone).await,
+            None,
+            "a purged record must be gone",
+        );
+    }
+    expect_eq(
+        get(&*store, &late.device_code_hash).await.as_ref(),
+        Some(&late),
+        "purge_expired must keep a record whose purge_at has not come",
     );
-    assert!(
-        get(&*store, &late.device_code_hash).await.is_some(),
-        "purge_expired must keep a record whose purge_at has not come"
-    );
-    assert_eq!(
-        store.purge_expired(early.purge_at).await.unwrap(),
+    expect_eq(
+        ok("purge_expired", store.purge_expired(early.purge_at).await),
         0,
-        "a second purge at the same time must find nothing"
+        "a second purge at the same time must find nothing",
     );
 }
 
 /// A poll computed before an approval (or a deny) cannot overwrite it.
-pub async fn poll_updates_never_undo_a_status(store: Arc<dyn Store>) {
+pub async fn poll_updates_never_undo_a_status(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let rules = PollingRules::default();
     let record = pending_record(base);
     insert(&*store, &record, base).await;
     let on_time = record.poll(base, &rules).next.unwrap();
     let approved = record.approve(approval(base, "alice"), base).unwrap();
-    assert!(cas(&*store, 0, &approved).await);
-    assert!(
-        !cas(&*store, 0, &on_time).await,
-        "a poll's last_poll update computed before the approval must fail"
-    );
+    expect_cas(
+        &*store,
+        0,
+        &approved,
+        true,
+        "pending→approved from version 0",
+    )
+    .await;
+    expect_cas(
+        &*peer,
+        0,
+        &on_time,
+        false,
+        "a poll's last_poll update computed before the approval",
+    )
+    .await;
     let mut slowed = record.clone();
     slowed.version = 1;
     slowed.interval = Interval::from_secs(10).unwrap();
-    assert!(
-        !cas(&*store, 0, &slowed).await,
-        "a slow_down interval update computed before the approval must fail"
-    );
-    assert_eq!(
+    expect_cas(
+        &*peer,
+        0,
+        &slowed,
+        false,
+        "a slow_down interval update computed before the approval",
+    )
+    .await;
+    expect_eq(
         get(&*store, &record.device_code_hash).await.as_ref(),
         Some(&approved),
-        "the approval must survive stale poll updates"
+        "the approval must survive stale poll updates",
     );
 }
 
@@ -560,43 +785,50 @@ async fn poll_until_settled(
     rules: &PollingRules,
 ) -> PollOutcome {
     for _ in 0..10_000 {
-        let record = get(store, hash).await.expect("the record must exist");
+        let record = stored(store, hash).await;
         let poll = record.poll(now, rules);
         match &poll.next {
             Some(next) if !cas(store, record.version, next).await => continue,
             _ => return poll.outcome,
         }
     }
-    panic!("a poll lost 10 000 compare-and-set rounds in a row: the store is not making progress");
+    panic!(
+        "a poll's compare_and_set returned false 10 000 times in a row, each from the version \
+         by_device_code had just returned: the store is not making progress"
+    );
 }
 
-/// Many tasks redeem one approved record: exactly one gets the approval.
-pub async fn racing_redeems_have_one_winner(store: Arc<dyn Store>) {
+/// Many tasks on both handles redeem one approved record: exactly one gets
+/// the approval.
+pub async fn racing_redeems_have_one_winner(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let record = pending_record(base);
     insert(&*store, &record, base).await;
-    assert!(
-        cas(
-            &*store,
-            0,
-            &record.approve(approval(base, "alice"), base).unwrap()
-        )
-        .await
-    );
+    let approved = record.approve(approval(base, "alice"), base).unwrap();
+    expect_cas(
+        &*store,
+        0,
+        &approved,
+        true,
+        "pending→approved from version 0",
+    )
+    .await;
+    let pair = (store, peer);
     let winners = Arc::new(AtomicUsize::new(0));
     let waiting = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..RACERS {
-        let (store, winners, waiting) = (store.clone(), winners.clone(), waiting.clone());
+    for i in 0..RACERS {
+        let (store, winners, waiting) = (either(i, &pair), winners.clone(), waiting.clone());
         let hash = record.device_code_hash;
         tasks.push(tokio::spawn(async move {
+            // Once the winner holds the redemption's lease, a poll waits
+            // (authorization_pending) without writing.
             match poll_until_settled(&*store, &hash, base, &PollingRules::default()).await {
                 PollOutcome::Redeem(_) => winners.fetch_add(1, Ordering::SeqCst),
-                // The winner holds the approval under its lease: the others wait.
                 PollOutcome::Pending => waiting.fetch_add(1, Ordering::SeqCst),
                 other => panic!(
-                    "a poll of an approved record must take it or wait for the poll that \
-                     did, got {other:?}"
+                    "a poll of an approved record must redeem it, or wait for the redemption \
+                     in progress; it came to {other:?}"
                 ),
             };
         }));
@@ -604,29 +836,43 @@ pub async fn racing_redeems_have_one_winner(store: Arc<dyn Store>) {
     for t in tasks {
         t.await.expect("a racing task panicked");
     }
-    assert_eq!(
+    let (w, p) = (
         winners.load(Ordering::SeqCst),
-        1,
-        "exactly one of {RACERS} racing polls must redeem an approved code"
+        waiting.load(Ordering::SeqCst),
     );
-    assert_eq!(waiting.load(Ordering::SeqCst), RACERS - 1);
+    assert_eq!(
+        (w, p),
+        (1, RACERS - 1),
+        "{RACERS} racing polls of an approved record on two handles: {w} redeemed it and {p} \
+         waited; the contract wants exactly 1 redeemer (compare_and_set from the approved \
+         version must succeed once)"
+    );
+    let after = stored(&*pair.1, &record.device_code_hash).await;
+    expect_eq(
+        (status_name(&after.status), after.version),
+        ("redeeming", 2),
+        "after racing redeems the record must be leased to the one winner, at version 2",
+    );
 }
 
-/// Approvals race denials on one pending record: exactly one wins, and the
-/// record shows the winner.
-pub async fn approve_racing_deny_has_one_winner(store: Arc<dyn Store>) {
+/// Approvals race denials on one pending record, across both handles:
+/// exactly one wins, and the record shows the winner.
+pub async fn approve_racing_deny_has_one_winner(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let record = pending_record(base);
     insert(&*store, &record, base).await;
+    let pair = (store, peer);
     let approvals = Arc::new(AtomicUsize::new(0));
     let denials = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for i in 0..RACERS {
-        let (store, approvals, denials) = (store.clone(), approvals.clone(), denials.clone());
+        // Approvers and deniers each on both handles.
+        let store = either(i / 2, &pair);
+        let (approvals, denials) = (approvals.clone(), denials.clone());
         let hash = record.device_code_hash;
         tasks.push(tokio::spawn(async move {
             for _ in 0..10_000 {
-                let current = get(&*store, &hash).await.expect("the record must exist");
+                let current = stored(&*store, &hash).await;
                 let next = if i % 2 == 0 {
                     current.approve(approval(base, &format!("user-{i}")), base)
                 } else {
@@ -638,7 +884,10 @@ pub async fn approve_racing_deny_has_one_winner(store: Arc<dyn Store>) {
                     return;
                 }
             }
-            panic!("an approve/deny lost 10 000 rounds in a row");
+            panic!(
+                "an approve/deny's compare_and_set returned false 10 000 times in a row while \
+                 by_device_code still returned a pending record: the store is not making progress"
+            );
         }));
     }
     for t in tasks {
@@ -651,20 +900,21 @@ pub async fn approve_racing_deny_has_one_winner(store: Arc<dyn Store>) {
     assert_eq!(
         a + d,
         1,
-        "exactly one of racing approve/deny must win (approvals {a}, denials {d})"
+        "racing approve/deny on two handles: compare_and_set from version 0 succeeded {a} times \
+         for approvals and {d} times for denials; the contract wants exactly once"
     );
-    let stored = get(&*store, &record.device_code_hash).await.unwrap();
-    match stored.status {
-        Status::Approved { .. } => assert_eq!(a, 1, "the record is approved but no approval won"),
-        Status::Denied { .. } => assert_eq!(d, 1, "the record is denied but no denial won"),
-        other => panic!("after the race the record must be approved or denied, is {other:?}"),
-    }
-    assert_eq!(stored.version, 1, "one transition must make version 1");
+    let after = stored(&*pair.1, &record.device_code_hash).await;
+    let want = if a == 1 { "approved" } else { "denied" };
+    expect_eq(
+        (status_name(&after.status), after.version),
+        (want, 1),
+        "after the race the record must show the one transition that won",
+    );
 }
 
-/// Pollers hammer a pending record while the person approves: the approval is
-/// never lost, and it is redeemed exactly once.
-pub async fn polls_racing_approval_lose_nothing(store: Arc<dyn Store>) {
+/// Pollers on both handles hammer a pending record while the person
+/// approves: the approval is never lost, and it is redeemed exactly once.
+pub async fn polls_racing_approval_lose_nothing(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     // No leeway and a 1 s interval: the pollers alternate on-time polls and
     // slow_downs, so every poll writes.
@@ -677,10 +927,11 @@ pub async fn polls_racing_approval_lose_nothing(store: Arc<dyn Store>) {
     record.interval = Interval::from_secs(1).unwrap();
     insert(&*store, &record, base).await;
     let hash = record.device_code_hash;
+    let pair = (store, peer);
     let redeemed = Arc::new(AtomicUsize::new(0));
     let mut pollers = Vec::new();
     for p in 0..RACERS - 1 {
-        let (store, redeemed, rules) = (store.clone(), redeemed.clone(), rules);
+        let (store, redeemed, rules) = (either(p, &pair), redeemed.clone(), rules);
         pollers.push(tokio::spawn(async move {
             for step in 0..40i64 {
                 let now = base + Duration::milliseconds(step * 700 + p as i64);
@@ -689,7 +940,7 @@ pub async fn polls_racing_approval_lose_nothing(store: Arc<dyn Store>) {
                         assert_eq!(
                             a.subject.as_str(),
                             "alice",
-                            "the redeemed approval must be the person's"
+                            "the approval a poll redeemed must be the one written"
                         );
                         redeemed.fetch_add(1, Ordering::SeqCst);
                         return;
@@ -698,90 +949,123 @@ pub async fn polls_racing_approval_lose_nothing(store: Arc<dyn Store>) {
                     PollOutcome::Pending | PollOutcome::SlowDown(_) => {
                         tokio::task::yield_now().await
                     }
-                    other => panic!("unexpected poll outcome {other:?}"),
+                    other => panic!(
+                        "a poll of a pending or approved record came to {other:?}; the \
+                         contract wants pending, slow_down, redeem or replay"
+                    ),
                 }
             }
         }));
     }
     let approver = {
-        let store = store.clone();
+        let store = pair.1.clone();
         tokio::spawn(async move {
             for _ in 0..10_000 {
-                let current = get(&*store, &hash).await.expect("the record must exist");
+                let current = stored(&*store, &hash).await;
                 let next = current
                     .approve(approval(base, "alice"), base + Duration::seconds(1))
-                    .expect("nothing but the approver changes the status");
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "by_device_code returned a {} record at version {} before the \
+                             approval was written: {e}",
+                            status_name(&current.status),
+                            current.version
+                        )
+                    });
                 if cas(&*store, current.version, &next).await {
                     return;
                 }
                 tokio::task::yield_now().await;
             }
-            panic!("the approval lost 10 000 rounds to polls in a row");
+            panic!(
+                "the approval's compare_and_set returned false 10 000 times in a row, each from \
+                 the version by_device_code had just returned"
+            );
         })
     };
     approver.await.expect("the approver panicked");
     for t in pollers {
         t.await.expect("a poller panicked");
     }
-    let stored = get(&*store, &hash).await.unwrap();
-    match stored.status.approval() {
-        Some(approval) => {
-            assert_eq!(
-                approval.subject.as_str(),
-                "alice",
-                "the approval must survive the polls"
-            )
-        }
+    let after = stored(&*pair.0, &hash).await;
+    match after.status.approval() {
+        Some(approval) => expect_eq(
+            approval.subject.as_str(),
+            "alice",
+            "the approval must survive the polls",
+        ),
         None => panic!(
-            "an approval racing polls was lost: the record is {:?}",
-            stored.status
+            "an approval racing polls was lost: the store returned a {} record at version {}, \
+             the contract wants the approval kept",
+            status_name(&after.status),
+            after.version
         ),
     }
     let n = redeemed.load(Ordering::SeqCst);
-    assert!(n <= 1, "an approval was redeemed {n} times");
+    assert!(
+        n <= 1,
+        "an approval was redeemed {n} times: compare_and_set from one approved version must \
+         succeed once"
+    );
     if n == 0 {
         let outcome =
-            poll_until_settled(&*store, &hash, base + Duration::seconds(60), &rules).await;
+            poll_until_settled(&*pair.0, &hash, base + Duration::seconds(60), &rules).await;
         assert!(
             matches!(outcome, PollOutcome::Redeem(_)),
-            "the surviving approval must be redeemable, got {outcome:?}"
+            "the surviving approval must be redeemable; a poll came to {outcome:?}"
         );
     }
 }
 
-/// Many inserts race for one user code: exactly one is stored.
-pub async fn racing_inserts_of_one_user_code_have_one_winner(store: Arc<dyn Store>) {
+/// Many inserts on both handles race for one user code: exactly one is
+/// stored.
+pub async fn racing_inserts_of_one_user_code_have_one_winner(
+    store: Arc<dyn Store>,
+    peer: Arc<dyn Store>,
+) {
     let base = base_time();
     let code = UserCodeHash(random_bytes());
+    let pair = (store, peer);
     let mut tasks = Vec::new();
-    for _ in 0..RACERS {
-        let store = store.clone();
+    for i in 0..RACERS {
+        let store = either(i, &pair);
         tasks.push(tokio::spawn(async move {
             let record = pending_with_user_code(base, code);
-            let inserted = store.insert(&record, base).await.expect("insert failed");
+            let inserted = try_insert(&*store, &record, base).await;
             (inserted, record)
         }));
     }
-    let mut stored = Vec::new();
-    for t in tasks {
+    let mut winners = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
         let (inserted, record) = t.await.expect("an inserting task panicked");
-        let found = get(&*store, &record.device_code_hash).await;
+        let found = get(&*either(i + 1, &pair), &record.device_code_hash).await;
         match inserted {
-            Inserted::Stored => stored.push(record),
-            Inserted::UserCodeTaken => {
-                assert_eq!(found, None, "a refused insert must store nothing")
+            Inserted::Stored => {
+                expect_eq(
+                    found.as_ref(),
+                    Some(&record),
+                    "an insert answered Stored must have stored the record",
+                );
+                winners.push(record)
             }
+            Inserted::UserCodeTaken => expect_eq(
+                found,
+                None,
+                "an insert answered UserCodeTaken must store nothing",
+            ),
         }
     }
     assert_eq!(
-        stored.len(),
+        winners.len(),
         1,
-        "exactly one of racing inserts of one user code must be stored"
+        "{RACERS} racing inserts of one user code on two handles: {} were answered Stored; the \
+         contract wants exactly 1",
+        winners.len()
     );
-    assert_eq!(
-        get_by_user_code(&*store, &code, base).await.map(|r| r.id),
-        Some(stored[0].id),
-        "the user code must point at the one stored record"
+    expect_eq(
+        get_by_user_code(&*pair.0, &code, base).await.map(|r| r.id),
+        Some(winners[0].id),
+        "the user code must point at the one stored record",
     );
 }
 
@@ -799,99 +1083,128 @@ fn limiter_key() -> LimiterKey {
     ))
 }
 
+async fn acquire_under(
+    limiter: &dyn AttemptLimiter,
+    key: &LimiterKey,
+    budget: &Budget,
+    now: OffsetDateTime,
+) -> Admission {
+    ok("acquire", limiter.acquire(key, budget, now).await)
+}
+
 async fn acquire(limiter: &dyn AttemptLimiter, key: &LimiterKey, now: OffsetDateTime) -> Admission {
-    limiter
-        .acquire(key, &budget(), now)
-        .await
-        .unwrap_or_else(|e| panic!("acquire failed: {e}"))
+    acquire_under(limiter, key, &budget(), now).await
+}
+
+async fn refund(limiter: &dyn AttemptLimiter, key: &LimiterKey, now: OffsetDateTime) {
+    ok("refund", limiter.refund(key, &budget(), now).await)
 }
 
 /// A budget of three: three admitted, the fourth refused with the window's
-/// remaining time; a refund gives one back.
-pub async fn limiter_spends_and_refunds(limiter: Arc<dyn AttemptLimiter>) {
+/// remaining time; a refund gives one back. Attempts alternate handles.
+pub async fn limiter_spends_and_refunds(
+    limiter: Arc<dyn AttemptLimiter>,
+    peer: Arc<dyn AttemptLimiter>,
+) {
     let now = budget().window_start(base_time()) + Duration::seconds(10);
     let key = limiter_key();
+    let pair = (limiter, peer);
+    let refused = Admission::Exhausted {
+        retry_after: budget().retry_after(now),
+    };
     for i in 0..3 {
-        assert_eq!(
-            acquire(&*limiter, &key, now).await,
+        expect_eq(
+            acquire(&*either(i, &pair), &key, now).await,
             Admission::Admitted,
-            "attempt {} of a budget of 3 must be admitted",
-            i + 1
+            format_args!("attempt {} of a budget of 3", i + 1),
         );
     }
-    assert_eq!(
-        acquire(&*limiter, &key, now).await,
-        Admission::Exhausted {
-            retry_after: budget().retry_after(now)
-        },
-        "the 4th attempt of a budget of 3 must be refused, retry after the window"
+    expect_eq(
+        acquire(&*pair.1, &key, now).await,
+        refused,
+        "the 4th attempt of a budget of 3 must be refused, retry after the window",
     );
-    assert_eq!(
-        acquire(&*limiter, &key, now).await,
-        Admission::Exhausted {
-            retry_after: budget().retry_after(now)
-        },
-        "a refused attempt must spend nothing and stay refused"
+    expect_eq(
+        acquire(&*pair.0, &key, now).await,
+        refused,
+        "a refused attempt must spend nothing and stay refused",
     );
-    limiter.refund(&key, &budget(), now).await.unwrap();
-    assert_eq!(
-        acquire(&*limiter, &key, now).await,
+    refund(&*pair.1, &key, now).await;
+    expect_eq(
+        acquire(&*pair.0, &key, now).await,
         Admission::Admitted,
-        "a refund must give one attempt back"
+        "a refund must give one attempt back",
     );
-    assert!(matches!(
-        acquire(&*limiter, &key, now).await,
-        Admission::Exhausted { .. }
-    ));
+    expect_eq(
+        acquire(&*pair.1, &key, now).await,
+        refused,
+        "a refund must give back one attempt only",
+    );
 }
 
 /// Keys are counted apart, and each window starts from a full budget.
-pub async fn limiter_windows_and_keys_are_separate(limiter: Arc<dyn AttemptLimiter>) {
+pub async fn limiter_windows_and_keys_are_separate(
+    limiter: Arc<dyn AttemptLimiter>,
+    peer: Arc<dyn AttemptLimiter>,
+) {
     let now = budget().window_start(base_time()) + Duration::seconds(10);
     let (a, b) = (limiter_key(), limiter_key());
-    for _ in 0..3 {
-        assert_eq!(acquire(&*limiter, &a, now).await, Admission::Admitted);
-    }
-    assert!(matches!(
-        acquire(&*limiter, &a, now).await,
-        Admission::Exhausted { .. }
-    ));
-    assert_eq!(
-        acquire(&*limiter, &b, now).await,
-        Admission::Admitted,
-        "another key's spending must not count against this one"
-    );
-    let next_window = budget().window_start(now) + budget().window;
-    assert_eq!(
-        acquire(&*limiter, &a, next_window).await,
-        Admission::Admitted,
-        "a new window must start with a full budget"
-    );
-    // A refund in another window must not give back this window's attempts.
-    for _ in 0..2 {
-        assert_eq!(
-            acquire(&*limiter, &a, next_window).await,
-            Admission::Admitted
+    for i in 0..3 {
+        expect_eq(
+            acquire(&*limiter, &a, now).await,
+            Admission::Admitted,
+            format_args!("attempt {} of a budget of 3", i + 1),
         );
     }
-    limiter.refund(&a, &budget(), now).await.unwrap();
-    assert!(
-        matches!(
+    expect_eq(
+        acquire(&*peer, &a, now).await,
+        Admission::Exhausted {
+            retry_after: budget().retry_after(now),
+        },
+        "the 4th attempt of a budget of 3 must be refused",
+    );
+    expect_eq(
+        acquire(&*peer, &b, now).await,
+        Admission::Admitted,
+        "another key's spending must not count against this one",
+    );
+    let next_window = budget().window_start(now) + budget().window;
+    expect_eq(
+        acquire(&*peer, &a, next_window).await,
+        Admission::Admitted,
+        "a new window must start with a full budget",
+    );
+    // A refund in another window must not give back this window's attempts.
+    for i in 1..3 {
+        expect_eq(
             acquire(&*limiter, &a, next_window).await,
-            Admission::Exhausted { .. }
-        ),
-        "a refund for a past window must not refill the current one"
+            Admission::Admitted,
+            format_args!("attempt {} of a budget of 3 in a new window", i + 1),
+        );
+    }
+    refund(&*peer, &a, now).await;
+    expect_eq(
+        acquire(&*limiter, &a, next_window).await,
+        Admission::Exhausted {
+            retry_after: budget().retry_after(next_window),
+        },
+        "a refund for a past window must not refill the current one",
     );
 }
 
-/// Many concurrent attempts on one key: exactly the budget is admitted.
-pub async fn racing_attempts_never_overspend(limiter: Arc<dyn AttemptLimiter>) {
+/// Many concurrent attempts on one key, across both handles: exactly the
+/// budget is admitted.
+pub async fn racing_attempts_never_overspend(
+    limiter: Arc<dyn AttemptLimiter>,
+    peer: Arc<dyn AttemptLimiter>,
+) {
     let now = budget().window_start(base_time()) + Duration::seconds(10);
     let key = limiter_key();
+    let pair = (limiter, peer);
     let admitted = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..RACERS {
-        let (limiter, key, admitted) = (limiter.clone(), key.clone(), admitted.clone());
+    for i in 0..RACERS {
+        let (limiter, key, admitted) = (either(i, &pair), key.clone(), admitted.clone());
         tasks.push(tokio::spawn(async move {
             if acquire(&*limiter, &key, now).await == Admission::Admitted {
                 admitted.fetch_add(1, Ordering::SeqCst);
@@ -901,10 +1214,13 @@ pub async fn racing_attempts_never_overspend(limiter: Arc<dyn AttemptLimiter>) {
     for t in tasks {
         t.await.expect("an attempting task panicked");
     }
+    let n = admitted.load(Ordering::SeqCst);
     assert_eq!(
-        admitted.load(Ordering::SeqCst),
+        n,
         budget().attempts as usize,
-        "{RACERS} racing attempts on a budget of {} must admit exactly that many",
+        "{RACERS} racing attempts on two handles on a budget of {}: the limiter admitted {n}; \
+         the contract wants exactly {}",
+        budget().attempts,
         budget().attempts
     );
 }
@@ -914,7 +1230,11 @@ pub async fn racing_attempts_never_overspend(limiter: Arc<dyn AttemptLimiter>) {
 /// past windows, each answer checked against an exact model: a counter is one
 /// key and one window length, whatever the other budgets do (a host may count
 /// one key under several budgets, such as 5 a minute and 50 an hour).
-pub async fn limiter_budgets_are_counted_apart(limiter: Arc<dyn AttemptLimiter>) {
+/// Operations alternate handles.
+pub async fn limiter_budgets_are_counted_apart(
+    limiter: Arc<dyn AttemptLimiter>,
+    peer: Arc<dyn AttemptLimiter>,
+) {
     const OPS: u64 = 12_000;
     let budgets = [
         Budget {
@@ -946,7 +1266,9 @@ pub async fn limiter_budgets_are_counted_apart(limiter: Arc<dyn AttemptLimiter>)
         state ^= state << 17;
         state
     };
+    let pair = (limiter, peer);
     for step in 0..OPS {
+        let limiter = either(step as usize, &pair);
         // 12,000 operations over about 1,300 s: every window rolls over.
         let now = start + Duration::milliseconds((step * 109) as i64);
         let k = (next() % 6) as usize;
@@ -957,20 +1279,14 @@ pub async fn limiter_budgets_are_counted_apart(limiter: Arc<dyn AttemptLimiter>)
             // A refund for an earlier attempt, possibly from a window that has
             // since rolled over: it may only ever credit that window.
             let (k, b, then) = history[(next() % history.len() as u64) as usize];
-            limiter
-                .refund(&keys[k], &budgets[b], then)
-                .await
-                .unwrap_or_else(|e| panic!("refund failed: {e}"));
+            ok("refund", limiter.refund(&keys[k], &budgets[b], then).await);
             let count = model
                 .entry((k, b, budgets[b].window_start(then)))
                 .or_default();
             *count = count.saturating_sub(1);
             continue;
         }
-        let got = limiter
-            .acquire(&keys[k], budget, now)
-            .await
-            .unwrap_or_else(|e| panic!("acquire failed: {e}"));
+        let got = acquire_under(&*limiter, &keys[k], budget, now).await;
         let count = model.entry((k, b, budget.window_start(now))).or_default();
         let want = Admission::spent(*count < budget.attempts, budget, now);
         if want == Admission::Admitted {
@@ -980,25 +1296,30 @@ pub async fn limiter_budgets_are_counted_apart(limiter: Arc<dyn AttemptLimiter>)
                 history.remove(0);
             }
         }
-        assert_eq!(
+        let spent = if want == Admission::Admitted {
+            *count - 1
+        } else {
+            *count
+        };
+        expect_eq(
             got,
             want,
-            "operation {step}: key {k} under a budget of {} per {} s had {} spent in its \
-             window; the limiter answered {got:?}, the contract says {want:?}",
-            budget.attempts,
-            budget.window.whole_seconds(),
-            if want == Admission::Admitted {
-                *count - 1
-            } else {
-                *count
-            },
+            format_args!(
+                "operation {step}: key {k} under a budget of {} per {} s had {spent} spent in \
+                 its window",
+                budget.attempts,
+                budget.window.whole_seconds(),
+            ),
         );
     }
 }
 
 /// A purge deletes only counters whose own window has ended: a long budget's
 /// live counter survives a purge run after a short budget's window ended.
-pub async fn limiter_purge_keeps_live_counters(limiter: Arc<dyn AttemptLimiter>) {
+pub async fn limiter_purge_keeps_live_counters(
+    limiter: Arc<dyn AttemptLimiter>,
+    peer: Arc<dyn AttemptLimiter>,
+) {
     let short = Budget {
         attempts: 3,
         window: Duration::seconds(60),
@@ -1009,29 +1330,31 @@ pub async fn limiter_purge_keeps_live_counters(limiter: Arc<dyn AttemptLimiter>)
     };
     let now = long.window_start(base_time()) + long.window + Duration::seconds(1);
     let (a, b) = (limiter_key(), limiter_key());
-    for _ in 0..3 {
+    for i in 0..3 {
         for (key, budget) in [(&a, &short), (&b, &long)] {
-            assert_eq!(
-                limiter.acquire(key, budget, now).await.unwrap(),
-                Admission::Admitted
+            expect_eq(
+                acquire_under(&*limiter, key, budget, now).await,
+                Admission::Admitted,
+                format_args!(
+                    "attempt {} of a budget of 3 per {} s",
+                    i + 1,
+                    budget.window.whole_seconds()
+                ),
             );
         }
     }
     let later = short.window_start(now) + short.window + Duration::seconds(1);
-    limiter
-        .purge_expired(later)
-        .await
-        .unwrap_or_else(|e| panic!("purge_expired failed: {e}"));
-    assert!(
-        matches!(
-            limiter.acquire(&b, &long, later).await.unwrap(),
-            Admission::Exhausted { .. }
-        ),
-        "a purge after a 60 s window ended must keep a live 3600 s window's spent counter"
+    ok("purge_expired", peer.purge_expired(later).await);
+    expect_eq(
+        acquire_under(&*limiter, &b, &long, later).await,
+        Admission::Exhausted {
+            retry_after: long.retry_after(later),
+        },
+        "a purge after a 60 s window ended must keep a live 3600 s window's spent counter",
     );
-    assert_eq!(
-        limiter.acquire(&a, &short, later).await.unwrap(),
+    expect_eq(
+        acquire_under(&*peer, &a, &short, later).await,
         Admission::Admitted,
-        "a new 60 s window starts from a full budget"
+        "a new 60 s window starts from a full budget",
     );
 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL store and limiter pass the storage conformance suite against
 //! a real server (`DEVICE_GRANT_POSTGRES_URL`, started by
-//! `scripts/setup/10-services.sh`).
+//! `scripts/setup/10-services.sh`), on one pool and on two pools sharing one
+//! schema (two instances).
 #![cfg(all(feature = "test-util", feature = "postgres"))]
 
 mod services;
@@ -13,10 +14,14 @@ use device_grant::{AttemptLimiter, Store};
 /// A store in a schema of its own: the checks run in parallel with other
 /// tests on one database, and each expects an empty store.
 async fn store(url: &str) -> PostgresStore {
+    store_in(url, &services::unique("dgtest")).await
+}
+
+async fn store_in(url: &str, schema: &str) -> PostgresStore {
     PostgresStore::connect_with(
         url,
         PostgresOptions {
-            schema: services::unique("dgtest"),
+            schema: schema.to_owned(),
             pool_size: 8,
             ..PostgresOptions::default()
         },
@@ -35,12 +40,42 @@ async fn postgres_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_conforms_across_pools() {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+        return;
+    };
+    device_grant::conformance::run_shared(|| async {
+        let schema = services::unique("dgtest");
+        (
+            Arc::new(store_in(&url, &schema).await) as Arc<dyn Store>,
+            Arc::new(store_in(&url, &schema).await) as Arc<dyn Store>,
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_limiter_conforms() {
     let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
     device_grant::conformance::run_limiter(|| async {
         Arc::new(store(&url).await.limiter()) as Arc<dyn AttemptLimiter>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_limiter_conforms_across_pools() {
+    let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+        return;
+    };
+    device_grant::conformance::run_limiter_shared(|| async {
+        let schema = services::unique("dgtest");
+        (
+            Arc::new(store_in(&url, &schema).await.limiter()) as Arc<dyn AttemptLimiter>,
+            Arc::new(store_in(&url, &schema).await.limiter()) as Arc<dyn AttemptLimiter>,
+        )
     })
     .await;
 }

@@ -1,5 +1,6 @@
 //! The Redis store and limiter pass the storage conformance suite against a
-//! real server (`DEVICE_GRANT_REDIS_URL`, started by `scripts/setup/10-services.sh`).
+//! real server (`DEVICE_GRANT_REDIS_URL`, started by `scripts/setup/10-services.sh`),
+//! on one connection and on two connections sharing one prefix (two instances).
 #![cfg(all(feature = "test-util", feature = "redis"))]
 
 mod services;
@@ -27,6 +28,25 @@ async fn redis_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_conforms_across_connections() {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
+        return;
+    };
+    device_grant::conformance::run_shared(|| async {
+        let prefix = services::unique("dgtest");
+        let connect = || async {
+            Arc::new(
+                RedisStore::connect(&url, prefix.clone())
+                    .await
+                    .expect("cannot reach redis"),
+            ) as Arc<dyn Store>
+        };
+        (connect().await, connect().await)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_limiter_conforms() {
     let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
         return;
@@ -37,6 +57,25 @@ async fn redis_limiter_conforms() {
                 .await
                 .expect("cannot reach redis"),
         ) as Arc<dyn AttemptLimiter>
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_limiter_conforms_across_connections() {
+    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
+        return;
+    };
+    device_grant::conformance::run_limiter_shared(|| async {
+        let prefix = services::unique("dgtest");
+        let connect = || async {
+            Arc::new(
+                RedisLimiter::connect(&url, prefix.clone())
+                    .await
+                    .expect("cannot reach redis"),
+            ) as Arc<dyn AttemptLimiter>
+        };
+        (connect().await, connect().await)
     })
     .await;
 }

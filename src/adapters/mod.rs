@@ -60,6 +60,11 @@ pub async fn connect(
     }
 }
 
+/// What an insert of a device-code hash that is already stored fails with.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) const DUPLICATE_DEVICE_CODE: &str =
+    "a record with this device-code hash is already stored";
+
 /// A record as stored: its JSON, which holds only hashes of the codes.
 pub(crate) fn encode(record: &DeviceAuthorization) -> Result<String, BackendError> {
     serde_json::to_string(record).map_err(BackendError::other)

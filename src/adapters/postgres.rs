@@ -17,8 +17,9 @@
 //! `UPDATE … SET version = $next … WHERE device_code_hash = $1 AND version = $expected RETURNING version`,
 //! which also clears the row's `user_code_hash` (the user-code index) when the
 //! record leaves `Pending`. An insert is one `INSERT … ON CONFLICT DO NOTHING`;
-//! only when the user code is held does it run an `UPDATE` that releases the
-//! code from a holder that has expired, then try once more. A pending poll is
+//! only on a conflict does it look further: a device code already stored is
+//! an error; a held user code is released by an `UPDATE` if its holder has
+//! expired, and the insert tried once more. A pending poll is
 //! two round trips (the read and the compare-and-set), on prepared statements.
 //!
 //! # Purge
@@ -190,6 +191,7 @@ struct Sql {
     insert: String,
     release_expired: String,
     by_device_code: String,
+    device_code_exists: String,
     by_user_code: String,
     compare_and_set: String,
     purge: String,
@@ -207,6 +209,7 @@ impl Sql {
                 "UPDATE {t} SET user_code_hash = NULL WHERE user_code_hash = $1 AND expires_at <= $2"
             ),
             by_device_code: format!("SELECT record FROM {t} WHERE device_code_hash = $1"),
+            device_code_exists: format!("SELECT 1 FROM {t} WHERE device_code_hash = $1"),
             by_user_code: format!(
                 "SELECT record FROM {t} WHERE user_code_hash = $1 AND expires_at > $2"
             ),
@@ -375,6 +378,15 @@ impl Store for PostgresStore {
         ];
         if !self.query(&self.sql.insert, &params).await?.is_empty() {
             return Ok(Inserted::Stored);
+        }
+        // A conflict: on the device code (refused, whoever holds the user
+        // code), or on the user code.
+        if !self
+            .query(&self.sql.device_code_exists, &[&device])
+            .await?
+            .is_empty()
+        {
+            return Err(BackendError::other(super::DUPLICATE_DEVICE_CODE));
         }
         // The code is held. If its holder has expired, release it and try once
         // more; releasing is harmless on its own (an expired record's user code

@@ -16,7 +16,7 @@
 //! # Atomicity and cost
 //!
 //! Every write is one Lua script, which Redis runs atomically: an insert checks
-//! and claims the user code together; a compare-and-set checks the version,
+//! that the device code is new and claims the user code together; a compare-and-set checks the version,
 //! writes, and drops the user-code key when the record leaves `Pending`. Reads
 //! are one command (by device code) or one script (by user code). A pending
 //! poll is two round trips: the read and the compare-and-set.
@@ -56,9 +56,11 @@ const PURGE_ON_INSERT: u32 = 16;
 const PURGE_BATCH: u32 = 500;
 
 // KEYS: user-code key, record key, purge index.
+// Returns 1 (stored), 0 (user code taken) or -1 (device code already stored).
 // ARGV: record JSON, device hex, expires µs, expires ms, purge ms, now µs,
 //       record key prefix, purge µs, purge-on-insert count.
 const INSERT: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local held = redis.call('GET', KEYS[1])
 if held then
   local sep = string.find(held, ':', 1, true)
@@ -291,11 +293,11 @@ impl Store for RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend_error)?;
-        Ok(if stored == 1 {
-            Inserted::Stored
-        } else {
-            Inserted::UserCodeTaken
-        })
+        match stored {
+            1 => Ok(Inserted::Stored),
+            0 => Ok(Inserted::UserCodeTaken),
+            _ => Err(BackendError::other(super::DUPLICATE_DEVICE_CODE)),
+        }
     }
 
     async fn by_device_code(

@@ -281,9 +281,26 @@ impl Admission {
 ///   window has ended at `now`, and only those. A limiter whose counters expire
 ///   on their own (TTLs) returns `Ok(0)`. [`DeviceGrant::purge_expired`](crate::DeviceGrant::purge_expired)
 ///   calls it, so memory and tables follow the live keys.
-/// - Every method may block on I/O (it is `async`); none may panic. A failure
-///   is a [`BackendError`] and changes nothing, or, where the backend cannot
-///   tell (a timeout), at most the one counter named.
+/// - **Blocking.** Every method is `async` and may wait on I/O (a network
+///   round trip, a pool); it must not block the executor's thread for longer
+///   than a short critical section, and none may panic.
+/// - **Failures.** A failure is a [`BackendError`] and changes nothing, or,
+///   where the backend cannot tell (a timeout), at most the one counter
+///   named, by at most one.
+///
+/// | method | outcome | returns |
+/// | --- | --- | --- |
+/// | [`acquire`](AttemptLimiter::acquire) | the counter is below `budget.attempts` | `Ok(Admitted)`: the counter grew by one |
+/// | | the counter is at `budget.attempts` | `Ok(Exhausted { retry_after })` with `retry_after == budget.retry_after(now)` (what [`Admission::spent`]`(false, budget, now)` builds): nothing changed |
+/// | [`refund`](AttemptLimiter::refund) | the counter of the window holding `now` is above zero | `Ok(())`: it shrank by one |
+/// | | it is at zero, or gone (rolled over, purged) | `Ok(())`: nothing changed |
+/// | [`purge_expired`](AttemptLimiter::purge_expired) | | `Ok(n)`: deleted the `n` counters whose window ended at or before `now` (`0` for a limiter whose counters expire on their own) |
+/// | any | the backend failed | `Err(_)`: see *Failures* |
+///
+/// The crate passes only valid budgets (at least one attempt, a window of at
+/// least one second: [`Config`](crate::Config) refuses others), and `now` from
+/// its [`Clock`](crate::Clock); instances sharing a limiter must keep their
+/// clocks in sync (NTP), since a window is named by its start time.
 ///
 /// The crate spends before the work a budget guards and refunds what a request
 /// turned out not to cost (a right code, a refused request, a backend failure);
@@ -306,12 +323,17 @@ impl Admission {
 /// | `device-grant:pending:{client id}` | [`Budgets::pending_per_client`] |
 /// | `device-grant:pending` | [`Budgets::pending_total`] |
 ///
-/// The conformance suite (feature `test-util`, `conformance::run_limiter`)
-/// checks all of this for an adapter.
+/// The conformance suite (feature `test-util`: `conformance::run_limiter` on
+/// one handle, `conformance::run_limiter_shared` on two handles on one
+/// backing limiter) checks all of this for an adapter.
 #[async_trait::async_trait]
 pub trait AttemptLimiter: Send + Sync {
     /// Spends one attempt of `key`'s counter under `budget` in the window
-    /// holding `now`, if any are left.
+    /// holding `now`, if any are left: `Ok(Admitted)` having added one, or
+    /// `Ok(Exhausted { retry_after: budget.retry_after(now) })` having changed
+    /// nothing. Reading and spending are one atomic step across every handle
+    /// on the limiter: of concurrent attempts, exactly as many as are left are
+    /// admitted.
     async fn acquire(
         &self,
         key: &LimiterKey,
@@ -320,7 +342,10 @@ pub trait AttemptLimiter: Send + Sync {
     ) -> Result<Admission, BackendError>;
 
     /// Gives back one attempt of `key`'s counter under `budget` in the window
-    /// holding `now`.
+    /// holding `now` (the time it was acquired at), never below zero; `Ok(())`
+    /// whether or not there was one to give back. Atomic like
+    /// [`acquire`](AttemptLimiter::acquire); it never touches another window's
+    /// counter, so a late refund cannot refill the current window.
     async fn refund(
         &self,
         key: &LimiterKey,
@@ -328,7 +353,9 @@ pub trait AttemptLimiter: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<(), BackendError>;
 
-    /// Deletes the counters whose window has ended at `now`; returns how many.
+    /// Deletes the counters whose window has ended at `now` (window start +
+    /// window length `<= now`), and no other; returns how many. May take long
+    /// on a large backlog; concurrent purges from several instances are safe.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError>;
 }
 

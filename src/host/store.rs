@@ -22,55 +22,131 @@ pub enum Inserted {
 /// # Contract
 ///
 /// Records are keyed by [`DeviceAuthorization::device_code_hash`]. A record's
-/// *user-code index entry* maps its [`DeviceAuthorization::user_code_hash`] to it
-/// while the record is pending (`status` is `Pending`) and unexpired.
+/// *user-code index entry* maps its [`DeviceAuthorization::user_code_hash`] to
+/// it while the record is *live*: its status is
+/// [`Pending`](crate::Status::Pending) and `now < request.expires_at`. The
+/// entry dies when the record leaves `Pending` (for `Approved`, `Denied`,
+/// `Redeeming` or `Redeemed`, never to come back: no transition returns to
+/// `Pending`) or expires; the record itself stays readable by device code
+/// until its `purge_at`.
 ///
-/// - **Atomicity.** [`Store::compare_and_set`] replaces the stored record only if the
-///   stored version equals `expected_version`, as one atomic step across every
-///   instance sharing the store; `next.version` is always `expected_version + 1`.
-///   It is the only way a stored record changes, so no transition can be lost or
-///   undone by a concurrent one.
-/// - **User-code uniqueness.** [`Store::insert`] refuses (with
-///   [`Inserted::UserCodeTaken`]) a record whose user-code hash is held by a
-///   record that is pending and unexpired at `now`, atomically with the insert.
-/// - **The index dies with `Pending`.** Once a record leaves `Pending`,
-///   [`Store::by_user_code`] must not return it.
-/// - **Retention.** A record may be deleted once `now >= purge_at`, and must be
-///   returned until then.
-/// - **Failures** are [`BackendError`]s; an operation that fails changed nothing
-///   or changed everything, never half.
+/// | method | outcome | returns |
+/// | --- | --- | --- |
+/// | [`insert`](Store::insert) | no record has the device-code hash, and no live record holds the user-code hash at `now` | `Ok(Stored)`: the record is stored as given, its index entry claimed |
+/// | | a live record holds the user-code hash | `Ok(UserCodeTaken)`: nothing stored, nothing changed |
+/// | | a record (of any status) already has the device-code hash | `Err(BackendError::Other(_))`: nothing stored, nothing changed |
+/// | [`by_device_code`](Store::by_device_code) | a record has the hash (whatever its status, expired or not) | `Ok(Some(record))`, exactly as last written |
+/// | | no record has the hash (never stored, or deleted at or after its `purge_at`) | `Ok(None)` |
+/// | [`by_user_code`](Store::by_user_code) | a record holds the hash and is live at `now` | `Ok(Some(record))`, exactly as last written |
+/// | | otherwise (unknown, expired, or no longer pending) | `Ok(None)` |
+/// | [`compare_and_set`](Store::compare_and_set) | the stored record's version is `expected_version` | `Ok(true)`: replaced by `next` |
+/// | | no record, or another version stored | `Ok(false)`: nothing changed |
+/// | | `next.version != expected_version + 1` | `Ok(false)` allowed (nothing changed) |
+/// | [`purge_expired`](Store::purge_expired) | | `Ok(n)`: deleted the `n` records with `purge_at <= now` |
+/// | any | the backend failed | `Err(_)`: see *Failures* |
 ///
-/// The conformance suite (feature `test-util`) checks all of this for an adapter.
+/// - **Atomicity.** Each method is one atomic step against every handle on
+///   the same backing store (every instance of the server, every connection
+///   and pool): [`Store::insert`] checks both keys and writes record and index
+///   entry together; [`Store::compare_and_set`] compares the version and
+///   writes, dropping the index entry when `next` is not pending, together. A
+///   read never sees half a write. [`Store::purge_expired`] may delete in
+///   several steps, each record whole.
+/// - **Versions.** The crate computes every `next` as a successor of a record
+///   it read: `next.version == expected_version + 1`, and the same
+///   `device_code_hash`, `user_code_hash`, `id`, `request` and `purge_at`. A
+///   store may rely on that and index those as fixed; it may also refuse
+///   (`Ok(false)`) a `next` that breaks the version rule, and must never write
+///   one.
+/// - **A refusal is not an error.** A compare-and-set that finds another
+///   version (another instance got there first) is `Ok(false)`; the crate
+///   reads again and recomputes. `Err` means the backend failed.
+/// - **Never overwrite.** `insert` never replaces a stored record: a device
+///   code drawn twice (which 256 random bits make a broken random source or a
+///   host re-inserting a record) is an error, since replacing the record
+///   would reset its status and version under whoever holds the code.
+/// - **Blocking.** Every method is `async` and may wait on I/O (a network
+///   round trip, a pool); it must not block the executor's thread for longer
+///   than a short critical section (the memory store's mutexes), and must not
+///   wait for another handle's operation to finish beyond the backend's own
+///   locking. No method may panic.
+/// - **Failures** are [`BackendError`]s. An operation that fails changed
+///   nothing or changed everything, never half. The caller may not learn
+///   which (a timeout, a cut connection): after a failed compare-and-set the
+///   crate reads the record back to learn whether its write landed. Use
+///   [`BackendError::Unavailable`]/[`BackendError::Timeout`] for conditions
+///   worth retrying (the endpoints answer `503`), [`BackendError::Corrupt`]
+///   for a stored value that does not deserialize, and
+///   [`BackendError::Other`] for the rest.
+/// - **Retention.** A record may be deleted once `now >= purge_at`, and must
+///   be returned until then: late polls still get `expired_token`, replays are
+///   recognized.
+/// - **Format.** A store that serializes records (with serde, as JSON or
+///   otherwise) keeps them in [the record format](DeviceAuthorization#serialized-format),
+///   stable across 1.x: records survive upgrades, and mixed 1.x instances can
+///   share a store.
+///
+/// The conformance suite (feature `test-util`: `conformance::run` on one
+/// handle, `conformance::run_shared` on two handles on one backing store)
+/// checks all of this for an adapter.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Stores a new record (version 0), unless its user code is taken.
+    ///
+    /// Precondition: `record` is pending, at version 0, and `now` is the
+    /// crate's clock (which decides whether a holder of the user code has
+    /// expired). Returns `Ok(Stored)` when stored; `Ok(UserCodeTaken)`, having
+    /// changed nothing, when a record live at `now` holds the user-code hash
+    /// (an expired or no longer pending holder does not count, and stays
+    /// readable by device code); `Err(BackendError::Other(_))`, having changed
+    /// nothing, when a record with the device-code hash is stored, whatever
+    /// its status. Atomic: of concurrent inserts of one user code, exactly one
+    /// is stored.
     async fn insert(
         &self,
         record: &DeviceAuthorization,
         now: OffsetDateTime,
     ) -> Result<Inserted, BackendError>;
 
-    /// The record of a device code.
+    /// The record of a device code: `Ok(Some(_))` exactly as last written
+    /// (whatever its status, expired or not) until it is purged, else
+    /// `Ok(None)`.
     async fn by_device_code(
         &self,
         hash: &DeviceCodeHash,
     ) -> Result<Option<DeviceAuthorization>, BackendError>;
 
-    /// The pending record of a user code, if its index entry is alive.
+    /// The record of a user code while its index entry is alive:
+    /// `Ok(Some(_))` if a record holds `hash`, is pending, and
+    /// `now < request.expires_at`; else `Ok(None)`. Never returns a record
+    /// whose user-code hash is not `hash`.
     async fn by_user_code(
         &self,
         hash: &UserCodeHash,
         now: OffsetDateTime,
     ) -> Result<Option<DeviceAuthorization>, BackendError>;
 
-    /// Replaces the record with `next` if its stored version is `expected_version`.
-    /// Returns whether it did.
+    /// Replaces the record of `next.device_code_hash` with `next` if its
+    /// stored version is `expected_version`.
+    ///
+    /// Precondition (kept by the crate): `next` is a successor of the stored
+    /// record at `expected_version`, so `next.version == expected_version + 1`
+    /// and only `status`, `interval`, `last_poll` and `version` differ.
+    /// Returns `Ok(true)` when it replaced the record (and, if `next` is not
+    /// pending, dropped its user-code index entry in the same step);
+    /// `Ok(false)`, having changed nothing, when no record has the hash or its
+    /// version is another (a lost race, not an error). A store may also answer
+    /// `Ok(false)` when `next.version != expected_version + 1`. Never creates
+    /// a record.
     async fn compare_and_set(
         &self,
         expected_version: u64,
         next: &DeviceAuthorization,
     ) -> Result<bool, BackendError>;
 
-    /// Deletes records whose `purge_at` has passed; returns how many.
+    /// Deletes every record with `purge_at <= now`, and no other; returns how
+    /// many it deleted (records that expired on their own, such as by a TTL,
+    /// need not be counted). May work in batches, so it may take long on a
+    /// large backlog; concurrent purges from several instances are safe.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError>;
 }

@@ -98,6 +98,9 @@ impl<T> Shard<T> {
     }
 }
 
+/// What an insert of a device-code hash that is already stored fails with.
+const DUPLICATE_DEVICE_CODE: &str = "a record with this device-code hash is already stored";
+
 fn slot_hash(s: &Slot) -> u64 {
     s.key
 }
@@ -107,7 +110,8 @@ fn code_hash(e: &CodeEntry) -> u64 {
 }
 
 /// The embedded store: records in 256 mutex-guarded shards, a user-code index
-/// sharded the same way. No lock is ever held while another is taken.
+/// sharded the same way. Only an insert holds two locks at once, a code
+/// shard's and then a record shard's; nothing takes them in the other order.
 ///
 /// Expired records go on their own: each shard sweeps itself, on an insert, at
 /// most once per [`MemoryStore::with_sweep_every`] (default 60 s), so memory
@@ -208,43 +212,48 @@ impl Store for MemoryStore {
             prefix(&record.user_code_hash.0),
             prefix(&record.device_code_hash.0),
         );
-        {
-            let mut codes = lock(&self.codes[shard_of(user)]);
-            if codes.sweep_due(now, self.sweep_every) {
-                codes.retain(|e| e.expires > now, code_hash);
-            }
-            let entry = CodeEntry {
-                user,
-                device,
-                expires: record.request.expires_at,
-            };
-            match codes.table.find_mut(user, |e| e.user == user) {
-                Some(e) if e.expires > now => return Ok(Inserted::UserCodeTaken),
-                Some(e) => *e = entry,
-                None => {
-                    codes.table.insert_unique(user, entry, code_hash);
-                }
-            }
-        }
+        let full = &record.device_code_hash.0;
         let boxed = Box::new(record.clone());
+        // The one place two locks are held: a code shard, then a record shard
+        // (nothing takes them in the other order), so that checking both keys
+        // and claiming both is one step.
+        let mut codes = lock(&self.codes[shard_of(user)]);
+        if codes.sweep_due(now, self.sweep_every) {
+            codes.retain(|e| e.expires > now, code_hash);
+        }
         let mut records = lock(&self.records[shard_of(device)]);
         if records.sweep_due(now, self.sweep_every) {
             records.retain(|s| s.record.purge_at > now, slot_hash);
         }
-        let full = &record.device_code_hash.0;
-        match records.table.find_mut(device, |s| holds(s, device, full)) {
-            Some(slot) => slot.record = boxed,
+        if records
+            .table
+            .find(device, |s| holds(s, device, full))
+            .is_some()
+        {
+            // Overwriting would reset a record's status and version under
+            // whoever holds its device code.
+            return Err(BackendError::other(DUPLICATE_DEVICE_CODE));
+        }
+        let entry = CodeEntry {
+            user,
+            device,
+            expires: record.request.expires_at,
+        };
+        match codes.table.find_mut(user, |e| e.user == user) {
+            Some(e) if e.expires > now => return Ok(Inserted::UserCodeTaken),
+            Some(e) => *e = entry,
             None => {
-                records.table.insert_unique(
-                    device,
-                    Slot {
-                        key: device,
-                        record: boxed,
-                    },
-                    slot_hash,
-                );
+                codes.table.insert_unique(user, entry, code_hash);
             }
         }
+        records.table.insert_unique(
+            device,
+            Slot {
+                key: device,
+                record: boxed,
+            },
+            slot_hash,
+        );
         Ok(Inserted::Stored)
     }
 

@@ -222,7 +222,61 @@ impl Status {
 
 /// One device authorization as stored: hashes of its codes, the request, its
 /// status and its polling state. Holds no secret.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+///
+/// # Serialized format
+///
+/// A store may keep the record as its serde serialization (the crate's Redis
+/// and PostgreSQL adapters keep its JSON). That format is versioned: the
+/// record carries `"v": 1` ([`DeviceAuthorization::FORMAT_VERSION`]), and
+/// format 1 is stable across every 1.x release of the crate:
+///
+/// - every 1.x reads every record any 1.x wrote, so records survive upgrades
+///   and instances of different 1.x releases can share one store;
+/// - a record without `v` (written before the field existed) reads as format 1;
+/// - a 1.x release may add fields only if they are optional, and readers
+///   ignore fields they do not know; a change that an older 1.x could misread
+///   (a new status, a field changing meaning) needs a new format version;
+/// - a record of a format this release does not know (`v` other than 1) is
+///   refused as a deserialization error (from the adapters,
+///   [`BackendError::Corrupt`](crate::BackendError::Corrupt)) rather than
+///   misread.
+///
+/// In JSON, an approved record with request context and approval data reads:
+///
+/// ```json
+/// {
+///   "v": 1,
+///   "id": "0102030405060708090a0b0c0d0e0f10",
+///   "device_code_hash": "<SHA-256 of the device code: 43 characters of unpadded base64url>",
+///   "user_code_hash": "<HMAC-SHA-256 of the user code: 43 characters of unpadded base64url>",
+///   "request": {
+///     "client_id": "tv-app",
+///     "scopes": "openid profile",
+///     "created_at": "2025-01-02T03:04:05Z",
+///     "expires_at": "2025-01-02T03:14:05Z",
+///     "context": {"ip": "192.0.2.7", "user_agent": "TV/1.0", "extra": {"room": "den"}}
+///   },
+///   "status": "approved",
+///   "approval": {
+///     "subject": "alice",
+///     "scopes": "openid",
+///     "approved_at": "2025-01-02T03:05:00.25Z",
+///     "data": {"acr": "mfa"}
+///   },
+///   "interval": 5,
+///   "last_poll": "2025-01-02T03:04:30Z",
+///   "purge_at": "2025-01-02T03:19:05Z",
+///   "version": 3
+/// }
+/// ```
+///
+/// `status` is one of `pending`, `approved` (with `approval`), `denied` (with
+/// `at`), `redeeming` (with `approval` and `lease_until`) and `redeemed` (with
+/// `approval` and `at`); times are RFC 3339; `last_poll` is `null` before the
+/// first poll; `extra` and `data` are left out when empty. The files
+/// `tests/fixtures/record-v1-*.json` of the crate's repository hold one record
+/// of each status, and every 1.x release is tested to read them exactly.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeviceAuthorization {
     /// The non-secret identifier.
     pub id: AuthorizationId,
@@ -233,19 +287,103 @@ pub struct DeviceAuthorization {
     /// The immutable request.
     pub request: Arc<RequestDetails>,
     /// The status.
-    #[serde(flatten)]
     pub status: Status,
     /// The current polling interval (grows on `slow_down`).
     pub interval: Interval,
     /// The time of the last poll answered normally.
-    #[serde(with = "time::serde::rfc3339::option")]
     pub last_poll: Option<OffsetDateTime>,
     /// A store may delete the record from this time on. Later than `expires_at`,
     /// so that late polls still get `expired_token` and replays are recognized.
-    #[serde(with = "time::serde::rfc3339")]
     pub purge_at: OffsetDateTime,
     /// Incremented by every transition; the compare-and-set token.
     pub version: u64,
+}
+
+/// The serialized form of [`DeviceAuthorization`]: its fields borrowed, after
+/// the format version.
+#[derive(serde::Serialize)]
+struct RecordOut<'a> {
+    v: u32,
+    id: &'a AuthorizationId,
+    device_code_hash: &'a DeviceCodeHash,
+    user_code_hash: &'a UserCodeHash,
+    request: &'a RequestDetails,
+    #[serde(flatten)]
+    status: &'a Status,
+    interval: Interval,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_poll: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    purge_at: OffsetDateTime,
+    version: u64,
+}
+
+/// What a reader accepts: format 1, with `v` optional because records written
+/// before it existed lack it.
+#[derive(serde::Deserialize)]
+struct RecordIn {
+    #[serde(default = "format_one")]
+    v: u32,
+    id: AuthorizationId,
+    device_code_hash: DeviceCodeHash,
+    user_code_hash: UserCodeHash,
+    request: Arc<RequestDetails>,
+    #[serde(flatten)]
+    status: Status,
+    interval: Interval,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_poll: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    purge_at: OffsetDateTime,
+    version: u64,
+}
+
+fn format_one() -> u32 {
+    1
+}
+
+impl serde::Serialize for DeviceAuthorization {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let out = RecordOut {
+            v: Self::FORMAT_VERSION,
+            id: &self.id,
+            device_code_hash: &self.device_code_hash,
+            user_code_hash: &self.user_code_hash,
+            request: &self.request,
+            status: &self.status,
+            interval: self.interval,
+            last_poll: self.last_poll,
+            purge_at: self.purge_at,
+            version: self.version,
+        };
+        serde::Serialize::serialize(&out, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceAuthorization {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = <RecordIn as serde::Deserialize>::deserialize(d)?;
+        if r.v != Self::FORMAT_VERSION {
+            // Misreading a record of another format could resurrect a spent
+            // approval; refusing it is an error the host sees.
+            return Err(serde::de::Error::custom(format_args!(
+                "record format version {} is not {} (the one this release reads)",
+                r.v,
+                Self::FORMAT_VERSION
+            )));
+        }
+        Ok(Self {
+            id: r.id,
+            device_code_hash: r.device_code_hash,
+            user_code_hash: r.user_code_hash,
+            request: r.request,
+            status: r.status,
+            interval: r.interval,
+            last_poll: r.last_poll,
+            purge_at: r.purge_at,
+            version: r.version,
+        })
+    }
 }
 
 /// Why a transition was refused.
@@ -297,6 +435,10 @@ pub struct Poll {
 }
 
 impl DeviceAuthorization {
+    /// The serialized format this release writes (as `"v"`) and reads; see
+    /// [the format](DeviceAuthorization#serialized-format).
+    pub const FORMAT_VERSION: u32 = 1;
+
     /// A fresh pending request, version 0. It may be purged `retention` after it expires.
     pub fn new(
         id: AuthorizationId,
