@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use device_grant::{
     ApprovedGrant, AuthMethod, BackendError, Client, Config, ConfigBuilder, ConfigError,
-    DeviceGrant, EndpointRequest, GrantType, Limits, OAuthError, Realm, RealmError,
-    RequestContext, RequestError, StaticClients, ToHttp, TokenIssuer, TokenResponse, UserCodeKey,
+    DeviceGrant, EndpointRequest, GrantType, Limits, OAuthError, Realm, RealmError, RequestContext,
+    RequestError, StaticClients, ToHttp, TokenIssuer, TokenResponse, UserCodeKey,
 };
 
 struct NoTokens;
@@ -132,10 +132,7 @@ fn a_realm_that_would_break_the_header_is_refused() {
     }
     assert_eq!(Realm::new(""), Err(RealmError::Empty));
     assert_eq!(Realm::new(&"a".repeat(257)), Err(RealmError::TooLong));
-    assert_eq!(
-        Realm::new("a\"b"),
-        Err(RealmError::ForbiddenCharacter)
-    );
+    assert_eq!(Realm::new("a\"b"), Err(RealmError::ForbiddenCharacter));
     for good in ["example.com", "My Service (prod)", "a", &"a".repeat(256)] {
         assert_eq!(Realm::new(good).unwrap().as_str(), good);
     }
@@ -160,7 +157,10 @@ fn grant_type_routes_the_device_grant_and_others() {
         .unwrap();
     assert_eq!(other, GrantType::Other("refresh_token".to_owned()));
     assert_eq!(other.as_str(), "refresh_token");
-    assert_eq!(GrantType::DeviceCode.as_str(), device_grant::DEVICE_CODE_GRANT_TYPE);
+    assert_eq!(
+        GrantType::DeviceCode.as_str(),
+        device_grant::DEVICE_CODE_GRANT_TYPE
+    );
     // Matched case-sensitively, as the token endpoint does.
     assert_eq!(
         EndpointRequest::form(b"grant_type=URN:IETF:PARAMS:OAUTH:GRANT-TYPE:DEVICE_CODE")
@@ -213,9 +213,7 @@ fn grant_type_applies_the_endpoints_form_rules() {
         ..Limits::default()
     };
     assert_eq!(
-        request_error(
-            EndpointRequest::form(b"grant_type=refresh_token").grant_type(&small)
-        ),
+        request_error(EndpointRequest::form(b"grant_type=refresh_token").grant_type(&small)),
         RequestError::BodyTooLarge(16)
     );
 }
@@ -256,6 +254,9 @@ fn the_http_conversion_keeps_the_realm() {
     let e = OAuthError::invalid_client(true).in_realm(&Realm::new("example.com").unwrap());
     let r: http::Response<String> = e.to_http().into();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.headers()["www-authenticate"], r#"Basic realm="example.com""#);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Basic realm="example.com""#
+    );
     assert_eq!(r.headers()["cache-control"], "no-store");
 }

@@ -111,7 +111,10 @@ async fn start(grant: &DeviceGrant) -> DeviceAuthorizationResponse {
         .unwrap()
 }
 
-async fn poll(grant: &DeviceGrant, codes: &DeviceAuthorizationResponse) -> Result<String, OAuthError> {
+async fn poll(
+    grant: &DeviceGrant,
+    codes: &DeviceAuthorizationResponse,
+) -> Result<String, OAuthError> {
     let body = format!(
         "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id=tv-app&device_code={}",
         codes.device_code.secret()
@@ -168,7 +171,10 @@ async fn a_code_issued_before_the_roll_is_approved_after_it() {
 async fn a_denial_on_the_rolled_instance_holds_an_old_key_code() {
     let d = rolling_deploy(Arc::new(MemoryStore::new()));
     let codes = start(&d.a).await;
-    let found = d.b.verify(codes.user_code.display(), &person()).await.unwrap();
+    let found =
+        d.b.verify(codes.user_code.display(), &person())
+            .await
+            .unwrap();
     d.b.deny(&found.ticket).await.unwrap();
     assert!(matches!(
         poll(&d.a, &codes).await,
@@ -181,11 +187,10 @@ async fn new_codes_are_hashed_with_the_current_key() {
     let d = rolling_deploy(Arc::new(MemoryStore::new()));
     let codes = start(&d.b).await;
     // The instance that does not know K2 cannot find it: it was stored under K2.
-    let e = d
-        .a
-        .verify(codes.user_code.display(), &person())
-        .await
-        .unwrap_err();
+    let e =
+        d.a.verify(codes.user_code.display(), &person())
+            .await
+            .unwrap_err();
     assert!(matches!(e, VerificationError::NotFound), "{e:?}");
     approve(&d.b, &codes.user_code).await;
     assert_eq!(poll(&d.b, &codes).await.unwrap(), "at-alice");
@@ -200,7 +205,9 @@ async fn a_wrong_code_costs_one_attempt_whatever_the_number_of_keys() {
     let e = d.b.verify(wrong.display(), &person()).await.unwrap_err();
     assert!(matches!(e, VerificationError::NotFound), "{e:?}");
     // …a right one under the previous key, refunded…
-    d.b.verify(old.user_code.display(), &person()).await.unwrap();
+    d.b.verify(old.user_code.display(), &person())
+        .await
+        .unwrap();
     // …a second wrong code, still admitted: each look-up spent one attempt…
     let e = d.b.verify(wrong.display(), &person()).await.unwrap_err();
     assert!(matches!(e, VerificationError::NotFound), "{e:?}");
