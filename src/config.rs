@@ -3,6 +3,7 @@
 use time::Duration;
 
 use crate::host::limiter::Budgets;
+use crate::protocol::error::{Realm, RealmError};
 use crate::protocol::form::Limits;
 use crate::protocol::polling::{Interval, PollingRules};
 use crate::protocol::user_code::{UserCodeKey, UserCodePolicy};
@@ -35,7 +36,20 @@ pub enum ConfigError {
     /// The retention is negative.
     #[error("the retention after expiry must not be negative")]
     Retention,
+    /// The `WWW-Authenticate` realm cannot be sent as it is.
+    #[error("the realm is refused: {0}")]
+    Realm(#[from] RealmError),
+    /// More than [`MAX_PREVIOUS_USER_CODE_KEYS`] previous user-code keys, or a
+    /// key given twice (the current key among the previous ones included).
+    #[error(
+        "previous user-code keys: at most 4, each different from the others and from the current key"
+    )]
+    PreviousUserCodeKeys,
 }
+
+/// The most previous user-code keys a [`Config`] accepts: a wrong code costs
+/// one store read per key.
+pub const MAX_PREVIOUS_USER_CODE_KEYS: usize = 4;
 
 /// The validated configuration of a [`crate::DeviceGrant`].
 #[derive(Debug, Clone)]
@@ -47,10 +61,12 @@ pub struct Config {
     pub(crate) polling: PollingRules,
     pub(crate) user_code_policy: UserCodePolicy,
     pub(crate) user_code_key: UserCodeKey,
+    pub(crate) previous_user_code_keys: Vec<UserCodeKey>,
     pub(crate) budgets: Budgets,
     pub(crate) limits: Limits,
     pub(crate) retention: Duration,
     pub(crate) user_code_tries: u32,
+    pub(crate) realm: Realm,
 }
 
 impl Config {
@@ -69,11 +85,13 @@ impl Config {
             polling: PollingRules::default(),
             user_code_policy: UserCodePolicy::default(),
             user_code_key,
+            previous_user_code_keys: Vec::new(),
             budgets: Budgets::default(),
             limits: Limits::default(),
             retention: Duration::seconds(600),
             user_code_tries: 8,
             short_lifetimes: false,
+            realm: None,
         }
     }
 
@@ -101,6 +119,23 @@ impl Config {
     pub fn verification_uri(&self) -> &str {
         self.verification_uri.as_str()
     }
+
+    /// The realm of the `WWW-Authenticate` challenge sent with a `401
+    /// invalid_client`.
+    pub fn realm(&self) -> &Realm {
+        &self.realm
+    }
+
+    /// The request size limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Every user-code key a typed code is looked up under: the current one,
+    /// then the previous ones.
+    pub(crate) fn user_code_keys(&self) -> impl Iterator<Item = &UserCodeKey> {
+        std::iter::once(&self.user_code_key).chain(&self.previous_user_code_keys)
+    }
 }
 
 /// Builds a [`Config`]; see each setter for its default.
@@ -113,11 +148,13 @@ pub struct ConfigBuilder {
     polling: PollingRules,
     user_code_policy: UserCodePolicy,
     user_code_key: UserCodeKey,
+    previous_user_code_keys: Vec<UserCodeKey>,
     budgets: Budgets,
     limits: Limits,
     retention: Duration,
     user_code_tries: u32,
     short_lifetimes: bool,
+    realm: Option<String>,
 }
 
 impl ConfigBuilder {
@@ -182,6 +219,45 @@ impl ConfigBuilder {
         self
     }
 
+    /// Keys that codes may still be stored under, beside the current key: the
+    /// key being retired (and, in a two-step rotation, the key about to become
+    /// current). Default none; at most [`MAX_PREVIOUS_USER_CODE_KEYS`].
+    ///
+    /// New codes are hashed with the current key only. A typed code is looked
+    /// up under the current key and then under each previous key, for one
+    /// attempt of the person's budget whatever the number of keys (refunded
+    /// when it is found). A new code is drawn again if it is live under any
+    /// previous key, so that one code never names two requests; and a code
+    /// live under two of the keys is found under none of them (the person is
+    /// told it is wrong), since the crate cannot tell which request they mean.
+    ///
+    /// A rotation from K1 to K2 over instances that share a store:
+    ///
+    /// 1. Deploy K1 as current and K2 as previous everywhere. Codes are still
+    ///    issued under K1, and every instance already accepts K2 and checks new
+    ///    codes against it.
+    /// 2. Deploy K2 as current and K1 as previous everywhere. Codes issued
+    ///    under K1 before or during this deploy stay valid on every instance.
+    /// 3. Once the last code issued under K1 has expired (the code lifetime
+    ///    after step 2 ended), drop K1.
+    ///
+    /// A single rolling deploy straight to step 2 also keeps every live code:
+    /// instances already rolled accept both keys. The instances not yet rolled
+    /// cannot find codes issued under K2, nor check their own new codes against
+    /// K2; the first step closes both gaps.
+    pub fn previous_user_code_keys(mut self, keys: Vec<UserCodeKey>) -> Self {
+        self.previous_user_code_keys = keys;
+        self
+    }
+
+    /// The realm of the `WWW-Authenticate: Basic realm="…"` challenge sent with
+    /// a `401 invalid_client`. Default `device-grant`. Refused by
+    /// [`ConfigBuilder::build`] unless [`Realm::new`] accepts it.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<Config, ConfigError> {
         let uri = url::Url::parse(&self.verification_uri)
@@ -224,6 +300,21 @@ impl ConfigBuilder {
         if self.retention.is_negative() {
             return Err(ConfigError::Retention);
         }
+        let realm = match &self.realm {
+            Some(realm) => Realm::new(realm)?,
+            None => Realm::default(),
+        };
+        if self.previous_user_code_keys.len() > MAX_PREVIOUS_USER_CODE_KEYS {
+            return Err(ConfigError::PreviousUserCodeKeys);
+        }
+        let mut fingerprints = Vec::with_capacity(1 + self.previous_user_code_keys.len());
+        for key in std::iter::once(&self.user_code_key).chain(&self.previous_user_code_keys) {
+            let fingerprint = key.fingerprint();
+            if fingerprints.contains(&fingerprint) {
+                return Err(ConfigError::PreviousUserCodeKeys);
+            }
+            fingerprints.push(fingerprint);
+        }
         Ok(Config {
             verification_uri: uri,
             complete_uri: self.complete_uri,
@@ -232,10 +323,12 @@ impl ConfigBuilder {
             polling: self.polling,
             user_code_policy: self.user_code_policy,
             user_code_key: self.user_code_key,
+            previous_user_code_keys: self.previous_user_code_keys,
             budgets: self.budgets,
             limits: self.limits,
             retention: self.retention,
             user_code_tries: self.user_code_tries,
+            realm,
         })
     }
 }

@@ -101,13 +101,19 @@ pub mod protocol;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+// The axum and hyper examples of docs/frameworks.md compile as doctests; they
+// use the `http` feature's conversion.
+#[doc = include_str!("../docs/frameworks.md")]
+#[cfg(all(doctest, feature = "http"))]
+pub struct FrameworksDoctests;
+
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use endpoint::device_authorization::DeviceAuthorizationResponse;
 pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
 pub use endpoint::verification::{
     Assessment, CodeEntry, PendingRequest, VerificationError, VerificationTicket,
 };
-pub use endpoint::{EndpointRequest, ToHttp};
+pub use endpoint::{EndpointRequest, GrantType, ToHttp};
 pub use grant::{DeviceGrant, DeviceGrantBuilder, Purged};
 pub use host::clients::{ClientRegistry, StaticClients};
 pub use host::clock::{Clock, ManualClock, SystemClock};
@@ -127,7 +133,7 @@ pub use protocol::authorization::{
 };
 pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret, RegistrationError};
 pub use protocol::device_code::{DeviceCode, DeviceCodeHash};
-pub use protocol::error::{BackendError, ErrorCode, OAuthError, RequestError};
+pub use protocol::error::{BackendError, ErrorCode, OAuthError, Realm, RealmError, RequestError};
 pub use protocol::form::Limits;
 pub use protocol::polling::{Interval, PollingRules};
 pub use protocol::proximity::Proximity;

@@ -92,15 +92,24 @@ async fn a_client_that_is_not_public_never_authenticates_with_its_id_alone() {
     let by_id = EndpointRequest::form(b"client_id=mixed");
     assert!(matches!(
         start(&grant, by_id).await,
-        Err(OAuthError::InvalidClient { via_header: false })
+        Err(OAuthError::InvalidClient {
+            via_header: false,
+            ..
+        })
     ));
     assert!(matches!(
         poll(&grant, "client_id=mixed", None).await,
-        OAuthError::InvalidClient { via_header: false }
+        OAuthError::InvalidClient {
+            via_header: false,
+            ..
+        }
     ));
     assert!(matches!(
         grant.authenticate_client(by_id).await,
-        Err(OAuthError::InvalidClient { via_header: false })
+        Err(OAuthError::InvalidClient {
+            via_header: false,
+            ..
+        })
     ));
     // With its secret, it is the confidential client it also claims to be.
     let with_secret = format!("client_id=mixed&client_secret={SECRET}");
@@ -245,13 +254,19 @@ async fn authenticate_client_does_not_depend_on_the_device_grant() {
                 EndpointRequest::form(b"grant_type=refresh_token").with_authorization(&wrong)
             )
             .await,
-        Err(OAuthError::InvalidClient { via_header: true })
+        Err(OAuthError::InvalidClient {
+            via_header: true,
+            ..
+        })
     ));
     assert!(matches!(
         grant
             .authenticate_client(EndpointRequest::form(b"client_id=backend"))
             .await,
-        Err(OAuthError::InvalidClient { via_header: false })
+        Err(OAuthError::InvalidClient {
+            via_header: false,
+            ..
+        })
     ));
 }
 
@@ -279,7 +294,10 @@ async fn the_device_grant_endpoints_still_refuse_clients_without_it() {
     let wrong = basic("backend", "wrong");
     assert!(matches!(
         poll(&grant, "", Some(&wrong)).await,
-        OAuthError::InvalidClient { via_header: true }
+        OAuthError::InvalidClient {
+            via_header: true,
+            ..
+        }
     ));
 }
 

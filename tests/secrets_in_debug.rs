@@ -24,6 +24,7 @@ use device_grant::{
 
 const CLIENT_SECRET: &str = "client-SECRET-hunter2-7f3a";
 const KEY: &[u8; 40] = b"user-code-KEY-secret-0123456789abcdefghi";
+const PREVIOUS_KEY: &[u8; 40] = b"previous-KEY-secret-0123456789abcdefghij";
 const ACCESS_TOKEN: &str = "access-TOKEN-secret-a1";
 const REFRESH_TOKEN: &str = "refresh-TOKEN-secret-b2";
 const ID_TOKEN: &str = "id-TOKEN-secret-c3";
@@ -82,11 +83,15 @@ fn basic(id: &str, secret: &str) -> String {
 
 /// The key bytes as text, hex and a `Debug` byte list.
 fn key_renderings() -> Vec<String> {
+    renderings_of_key(KEY)
+}
+
+fn renderings_of_key(key: &[u8; 40]) -> Vec<String> {
     vec![
-        String::from_utf8_lossy(KEY).into_owned(),
-        hex(KEY),
-        format!("{:?}", &KEY[..]),
-        format!("{:?}", KEY),
+        String::from_utf8_lossy(key).into_owned(),
+        hex(key),
+        format!("{:?}", &key[..]),
+        format!("{:?}", key),
     ]
 }
 
@@ -177,6 +182,30 @@ fn configuration_and_keys_hide_the_user_code_key() {
     assert_debug_hides("UserCodeKey", &key, &refs(&needles));
     let builder = Config::builder("https://as.example/device", key.clone());
     assert_debug_hides("ConfigBuilder", &builder, &refs(&needles));
+    // A rotation's previous keys are as secret as the current one.
+    let previous = UserCodeKey::new(PREVIOUS_KEY).unwrap();
+    let mut rotating_needles = needles.clone();
+    rotating_needles.extend(renderings_of_key(PREVIOUS_KEY));
+    let rotating = Config::builder("https://as.example/device", key.clone())
+        .previous_user_code_keys(vec![previous]);
+    assert_debug_hides(
+        "ConfigBuilder (rotating)",
+        &rotating,
+        &refs(&rotating_needles),
+    );
+    let rotating = rotating.build().unwrap();
+    assert_debug_hides("Config (rotating)", &rotating, &refs(&rotating_needles));
+    let rotating = DeviceGrant::builder(
+        rotating,
+        Arc::new(StaticClients::new()),
+        Arc::new(Issuer::default()),
+    )
+    .build();
+    assert_debug_hides(
+        "DeviceGrant (rotating)",
+        &rotating,
+        &refs(&rotating_needles),
+    );
     let config = builder.build().unwrap();
     assert_debug_hides("Config", &config, &refs(&needles));
     let grant = DeviceGrant::builder(
@@ -229,7 +258,7 @@ fn tokens_and_token_responses_hide_tokens_and_extra_members() {
 fn errors_carry_no_secret() {
     let errors = [
         OAuthError::InvalidRequest(device_grant::RequestError::ClientIdMismatch),
-        OAuthError::InvalidClient { via_header: true },
+        OAuthError::invalid_client(true),
         OAuthError::UnauthorizedClient,
         OAuthError::InvalidScope,
         OAuthError::InvalidGrant,

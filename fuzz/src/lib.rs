@@ -224,7 +224,10 @@ fn check_body_credentials(form: &Form<'_>) {
         (Ok(None), Ok(_)) => {
             assert!(matches!(
                 read,
-                Err(OAuthError::InvalidClient { via_header: false })
+                Err(OAuthError::InvalidClient {
+                    via_header: false,
+                    ..
+                })
             ))
         }
         (Ok(Some(id)), Ok(secret)) => {
@@ -309,7 +312,13 @@ fn check_header_credentials(form: &Form<'_>, header: &str) {
         }
         Err(e) => {
             assert!(
-                matches!(e, OAuthError::InvalidClient { via_header: true }),
+                matches!(
+                    e,
+                    OAuthError::InvalidClient {
+                        via_header: true,
+                        ..
+                    }
+                ),
                 "a bad header alone gave {e:?}"
             );
             let reply = check_error(e, Endpoint::Token);
@@ -325,7 +334,10 @@ fn check_header_credentials(form: &Form<'_>, header: &str) {
         (Err(_), read) => {
             assert!(matches!(
                 read,
-                Err(OAuthError::InvalidClient { via_header: true })
+                Err(OAuthError::InvalidClient {
+                    via_header: true,
+                    ..
+                })
             ))
         }
         (Ok(_), Err(OAuthError::InvalidRequest(RequestError::MultipleClientAuthentication))) => {
@@ -509,7 +521,17 @@ fn check_error(e: &OAuthError, endpoint: Endpoint) -> Reply {
     assert!(allowed.contains(&code.as_str()), "{code} from {endpoint:?}");
     assert_eq!(code, e.code().as_str());
     let status = match code.as_str() {
-        "invalid_client" if matches!(e, OAuthError::InvalidClient { via_header: true }) => 401,
+        "invalid_client"
+            if matches!(
+                e,
+                OAuthError::InvalidClient {
+                    via_header: true,
+                    ..
+                }
+            ) =>
+        {
+            401
+        }
         "server_error" => 500,
         // A spent device-authorization budget: 429 with a Retry-After.
         "temporarily_unavailable" if matches!(e, OAuthError::RateLimited { .. }) => {

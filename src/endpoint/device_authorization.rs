@@ -128,7 +128,12 @@ impl DeviceGrant {
                 user_code = policy.generate();
                 record.user_code_hash = config.user_code_key.hash(&user_code);
             }
-            match self.inner.store.insert(&record, now).await {
+            let inserted = match self.live_under_previous_keys(&user_code, now).await {
+                Ok(true) => continue,
+                Ok(false) => self.inner.store.insert(&record, now).await,
+                Err(e) => Err(e),
+            };
+            match inserted {
                 Ok(Inserted::UserCodeTaken) => continue,
                 Ok(Inserted::Stored) => {}
                 Err(e) => {

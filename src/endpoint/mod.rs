@@ -8,11 +8,16 @@ pub mod verification;
 
 use std::sync::Arc;
 
+use time::OffsetDateTime;
+
+use crate::endpoint::token::DEVICE_CODE_GRANT_TYPE;
 use crate::grant::DeviceGrant;
+use crate::protocol::authorization::DeviceAuthorization;
 use crate::protocol::client::{AuthMethod, Client, ClientCredentials};
-use crate::protocol::error::{OAuthError, RequestError};
-use crate::protocol::form::{Form, is_form_content_type};
+use crate::protocol::error::{BackendError, OAuthError, RequestError};
+use crate::protocol::form::{Form, Limits, is_form_content_type};
 use crate::protocol::response::HttpResponse;
+use crate::protocol::user_code::UserCode;
 
 /// The parts of an HTTP request the two OAuth endpoints read.
 ///
@@ -56,11 +61,66 @@ impl<'a> EndpointRequest<'a> {
         self
     }
 
+    /// The request's `grant_type`, read with the token endpoint's rules
+    /// (a form body within `limits`; a missing, empty or repeated
+    /// `grant_type` is `invalid_request`), so that one token endpoint can send
+    /// the device grant to [`DeviceGrant::token`] and other grants to the
+    /// host's code. [`DeviceGrant::grant_type`] reads with the configured limits.
+    pub fn grant_type(&self, limits: &Limits) -> Result<GrantType, OAuthError> {
+        let form = self.parse_within(limits)?;
+        Ok(GrantType::from_value(form.require("grant_type")?))
+    }
+
     pub(crate) fn parse(&self, grant: &DeviceGrant) -> Result<Form<'a>, OAuthError> {
+        self.parse_within(&grant.inner.config.limits)
+    }
+
+    fn parse_within(&self, limits: &Limits) -> Result<Form<'a>, OAuthError> {
         if !self.content_type.is_some_and(is_form_content_type) {
             return Err(RequestError::WrongContentType.into());
         }
-        Ok(Form::parse(self.body, &grant.inner.config.limits)?)
+        Ok(Form::parse(self.body, limits)?)
+    }
+}
+
+/// The `grant_type` of a token request, from [`EndpointRequest::grant_type`]
+/// or [`DeviceGrant::grant_type`].
+///
+/// ```
+/// # use device_grant::{EndpointRequest, GrantType, Limits};
+/// let request = EndpointRequest::form(b"grant_type=refresh_token&refresh_token=r");
+/// match request.grant_type(&Limits::default()) {
+///     Ok(GrantType::DeviceCode) => { /* grant.token(request) */ }
+///     Ok(GrantType::Other(name)) if name == "refresh_token" => { /* the host's */ }
+///     Ok(_) => { /* OAuthError::UnsupportedGrantType */ }
+///     Err(error) => { /* error.to_http() */ }
+/// }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantType {
+    /// [`DEVICE_CODE_GRANT_TYPE`]: serve it with [`DeviceGrant::token`].
+    DeviceCode,
+    /// Any other value, percent-decoded and compared case-sensitively (RFC 6749
+    /// defines no case folding): the host's, or `unsupported_grant_type`.
+    Other(String),
+}
+
+impl GrantType {
+    fn from_value(value: &str) -> Self {
+        if value == DEVICE_CODE_GRANT_TYPE {
+            Self::DeviceCode
+        } else {
+            Self::Other(value.to_owned())
+        }
+    }
+
+    /// The value as sent (percent-decoded).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::DeviceCode => DEVICE_CODE_GRANT_TYPE,
+            Self::Other(value) => value,
+        }
     }
 }
 
@@ -86,6 +146,12 @@ impl<T: ToHttp> ToHttp for Result<T, OAuthError> {
 }
 
 impl DeviceGrant {
+    /// [`EndpointRequest::grant_type`] with the configured
+    /// [`Limits`](crate::Limits).
+    pub fn grant_type(&self, request: &EndpointRequest<'_>) -> Result<GrantType, OAuthError> {
+        request.grant_type(&self.inner.config.limits)
+    }
+
     /// Authenticates the client of a token-endpoint request exactly as the device
     /// code grant does (RFC 6749 §2.3), for the host's other grants served at the
     /// same endpoint (`refresh_token`), so that every grant accepts the same
@@ -100,6 +166,47 @@ impl DeviceGrant {
     ) -> Result<Arc<Client>, OAuthError> {
         let form = request.parse(self)?;
         self.authenticate_any(&form, request.authorization).await
+    }
+
+    /// The live pending record a typed user code names. Looked up under the
+    /// current key and every previous one: a code issued before a key rotation
+    /// stays usable. A code live under two keys (drawn by an instance that did
+    /// not know the other key) names two requests, and the person cannot be
+    /// asked which: it names none.
+    pub(crate) async fn live_by_typed_code(
+        &self,
+        code: &UserCode,
+        now: OffsetDateTime,
+    ) -> Result<Option<DeviceAuthorization>, BackendError> {
+        let mut found = None;
+        for key in self.inner.config.user_code_keys() {
+            let hash = key.hash(code);
+            let record = self.inner.store.by_user_code(&hash, now).await?;
+            if let Some(record) = record.filter(|r| r.is_live(now) && r.user_code_hash == hash) {
+                if found.is_some() {
+                    return Ok(None);
+                }
+                found = Some(record);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether `code` is live under a previous key, which a new code must not
+    /// be: the store checks uniqueness only under the hash it stores.
+    pub(crate) async fn live_under_previous_keys(
+        &self,
+        code: &UserCode,
+        now: OffsetDateTime,
+    ) -> Result<bool, BackendError> {
+        for key in &self.inner.config.previous_user_code_keys {
+            let hash = key.hash(code);
+            let record = self.inner.store.by_user_code(&hash, now).await?;
+            if record.is_some_and(|r| r.is_live(now) && r.user_code_hash == hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Client authentication for the device grant's endpoints: RFC 6749 §2.3,
@@ -122,26 +229,30 @@ impl DeviceGrant {
         form: &Form<'_>,
         authorization: Option<&str>,
     ) -> Result<Arc<Client>, OAuthError> {
-        let credentials = ClientCredentials::read(form, authorization)?;
-        let invalid = OAuthError::InvalidClient {
+        let realm = &self.inner.config.realm;
+        let credentials =
+            ClientCredentials::read(form, authorization).map_err(|e| e.in_realm(realm))?;
+        // Built only when refused: a poll authenticates on every request.
+        let invalid = || OAuthError::InvalidClient {
             via_header: authorization.is_some(),
+            realm: realm.clone(),
         };
         let clients = &self.inner.clients;
         let Some(client) = clients.find(&credentials.id).await? else {
-            return Err(invalid);
+            return Err(invalid());
         };
         if !client.auth_methods.contains(&credentials.method) {
-            return Err(invalid);
+            return Err(invalid());
         }
         // RFC 6749 §3.2.1: only a public client may be identified by its id
         // alone. A host registry that lists `none` beside a secret method would
         // otherwise let anyone act as that confidential client.
         if credentials.method == AuthMethod::None && !client.is_public() {
-            return Err(invalid);
+            return Err(invalid());
         }
         if let Some(secret) = &credentials.secret {
             if !clients.verify_secret(&client, secret).await? {
-                return Err(invalid);
+                return Err(invalid());
             }
         }
         Ok(client)

@@ -22,7 +22,7 @@ use crate::protocol::client::Client;
 use crate::protocol::error::BackendError;
 use crate::protocol::proximity::{proximity, source_network};
 use crate::protocol::scope::ScopeSet;
-use crate::protocol::user_code::{UserCodeError, UserCodeHash};
+use crate::protocol::user_code::{UserCode, UserCodeError, UserCodeHash};
 
 const CAS_ROUNDS: usize = 16;
 
@@ -239,8 +239,7 @@ impl DeviceGrant {
                 _ => VerificationError::TooManyAttempts { retry_after },
             });
         }
-        let hash = config.user_code_key.hash(&code);
-        let found = match self.find(&hash, now).await {
+        let found = match self.find(&code, now).await {
             Ok(found) => found,
             Err(e) => {
                 // The look-up failed: nothing says the code was wrong.
@@ -256,7 +255,7 @@ impl DeviceGrant {
         Ok(PendingRequest {
             ticket: VerificationTicket {
                 id: record.id,
-                user_code_hash: hash,
+                user_code_hash: record.user_code_hash,
             },
             client,
             age: now - record.request.created_at,
@@ -267,10 +266,10 @@ impl DeviceGrant {
     /// The live pending record of a user code and its client's registration.
     async fn find(
         &self,
-        hash: &UserCodeHash,
+        code: &UserCode,
         now: OffsetDateTime,
     ) -> Result<Option<(DeviceAuthorization, Arc<Client>)>, BackendError> {
-        let Some(record) = self.live_by_user_code(hash, now).await? else {
+        let Some(record) = self.live_by_typed_code(code, now).await? else {
             return Ok(None);
         };
         let client = self.inner.clients.find(&record.request.client_id).await?;

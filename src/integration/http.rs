@@ -23,9 +23,7 @@ mod tests {
 
     #[test]
     fn converts_status_headers_and_body() {
-        let r: http::Response<String> = OAuthError::InvalidClient { via_header: true }
-            .to_http()
-            .into();
+        let r: http::Response<String> = OAuthError::invalid_client(true).to_http().into();
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()["cache-control"], "no-store");
         assert!(r.headers().contains_key("www-authenticate"));

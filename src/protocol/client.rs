@@ -231,7 +231,7 @@ impl ClientCredentials {
         let body_secret = form.get("client_secret")?;
         if let Some(header) = authorization {
             let (id, secret) =
-                parse_basic(header).ok_or(OAuthError::InvalidClient { via_header: true })?;
+                parse_basic(header).ok_or_else(|| OAuthError::invalid_client(true))?;
             if body_secret.is_some() {
                 return Err(RequestError::MultipleClientAuthentication.into());
             }
@@ -255,7 +255,7 @@ impl ClientCredentials {
                 method: AuthMethod::None,
                 secret: None,
             }),
-            (None, _) => Err(OAuthError::InvalidClient { via_header: false }),
+            (None, _) => Err(OAuthError::invalid_client(false)),
         }
     }
 }
@@ -349,7 +349,10 @@ mod tests {
         assert!(c.secret.is_none());
         assert!(matches!(
             read("client_secret=s", None),
-            Err(OAuthError::InvalidClient { via_header: false })
+            Err(OAuthError::InvalidClient {
+                via_header: false,
+                ..
+            })
         ));
         assert!(matches!(
             read("client_id=a&client_id=b", None),
@@ -372,7 +375,10 @@ mod tests {
             assert!(
                 matches!(
                     read("", Some(h)),
-                    Err(OAuthError::InvalidClient { via_header: true })
+                    Err(OAuthError::InvalidClient {
+                        via_header: true,
+                        ..
+                    })
                 ),
                 "{h}"
             );

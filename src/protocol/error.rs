@@ -4,6 +4,8 @@
 //! is the single mapping from a typed failure to an RFC 6749 §5.2 / RFC 8628 §3.5
 //! error code, and [`OAuthError::to_http`] the single rendering of it.
 
+use std::sync::Arc;
+
 use crate::protocol::response::HttpResponse;
 
 /// An error code of RFC 6749 §5.2 or RFC 8628 §3.5, as sent in the `error` member.
@@ -127,6 +129,83 @@ impl BackendError {
     }
 }
 
+/// The realm of the `WWW-Authenticate: Basic realm="…"` challenge sent with a
+/// `401 invalid_client` (RFC 6749 §5.2, RFC 7617). Default `device-grant`; set it
+/// with [`ConfigBuilder::realm`](crate::ConfigBuilder::realm).
+///
+/// Printable ASCII only, without `"` or `\`, 1 to 256 characters: it is sent
+/// inside a quoted string as it is, so it can neither end the string nor the
+/// header.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Realm(Arc<str>);
+
+/// The longest [`Realm`], in characters.
+pub const MAX_REALM_CHARS: usize = 256;
+
+/// Why a [`Realm`] was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RealmError {
+    /// The realm is empty.
+    #[error("the realm is empty")]
+    Empty,
+    /// The realm is longer than [`MAX_REALM_CHARS`].
+    #[error("the realm is longer than 256 characters")]
+    TooLong,
+    /// The realm has a quote, a backslash, a control character or a character
+    /// outside printable ASCII.
+    #[error("the realm may hold only printable ASCII characters other than `\"` and `\\`")]
+    ForbiddenCharacter,
+}
+
+impl Realm {
+    /// The default realm, `device-grant`.
+    pub const DEFAULT: &'static str = "device-grant";
+
+    /// A realm; see [`Realm`] for what is refused.
+    pub fn new(realm: &str) -> Result<Self, RealmError> {
+        if realm.is_empty() {
+            return Err(RealmError::Empty);
+        }
+        if realm.len() > MAX_REALM_CHARS {
+            return Err(RealmError::TooLong);
+        }
+        // A quote or backslash would end or escape the quoted string, a control
+        // character (CR, LF) the header; non-ASCII bytes are read differently
+        // by different HTTP stacks.
+        if !realm
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(RealmError::ForbiddenCharacter);
+        }
+        Ok(Self(Arc::from(realm)))
+    }
+
+    /// The realm as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Realm {
+    fn default() -> Self {
+        Self(Arc::from(Self::DEFAULT))
+    }
+}
+
+impl std::fmt::Debug for Realm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Realm({:?})", self.as_str())
+    }
+}
+
+impl std::fmt::Display for Realm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Every way the device authorization and token endpoints can refuse a request.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +220,10 @@ pub enum OAuthError {
         /// Whether the client tried the `Authorization` header, which makes the reply
         /// `401` with `WWW-Authenticate` (RFC 6749 §5.2).
         via_header: bool,
+        /// The challenge's realm. The endpoints set the configured one
+        /// ([`Config::realm`](crate::Config::realm)), so that rendering the error
+        /// needs no configuration.
+        realm: Realm,
     },
     /// The client may not use the device grant.
     #[error("the client is not allowed to use the device grant")]
@@ -199,6 +282,29 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
+    /// [`OAuthError::InvalidClient`] in the default realm; the endpoints put
+    /// their errors in the configured one ([`OAuthError::in_realm`]).
+    pub fn invalid_client(via_header: bool) -> Self {
+        Self::InvalidClient {
+            via_header,
+            realm: Realm::default(),
+        }
+    }
+
+    /// The same error, with `realm` as the realm of its challenge if it is
+    /// [`OAuthError::InvalidClient`] (any other error is returned as it is).
+    /// For a host that refuses a client itself, at a token endpoint it shares
+    /// with the crate: `OAuthError::invalid_client(true).in_realm(grant.config().realm())`.
+    pub fn in_realm(self, realm: &Realm) -> Self {
+        match self {
+            Self::InvalidClient { via_header, .. } => Self::InvalidClient {
+                via_header,
+                realm: realm.clone(),
+            },
+            other => other,
+        }
+    }
+
     /// The OAuth error code this error is sent as: the crate's one mapping.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -228,7 +334,13 @@ impl OAuthError {
     pub fn status(&self) -> u16 {
         match self.code() {
             ErrorCode::InvalidClient
-                if matches!(self, Self::InvalidClient { via_header: true }) =>
+                if matches!(
+                    self,
+                    Self::InvalidClient {
+                        via_header: true,
+                        ..
+                    }
+                ) =>
             {
                 401
             }
@@ -267,11 +379,14 @@ impl OAuthError {
             let secs = retry_after.whole_seconds().max(1);
             response.headers.push(("retry-after", secs.to_string()));
         }
-        if matches!(self, Self::InvalidClient { via_header: true }) {
-            response.headers.push((
-                "www-authenticate",
-                "Basic realm=\"device-grant\"".to_owned(),
-            ));
+        if let Self::InvalidClient {
+            via_header: true,
+            realm,
+        } = self
+        {
+            response
+                .headers
+                .push(("www-authenticate", format!("Basic realm=\"{realm}\"")));
         }
         response
     }
@@ -283,10 +398,19 @@ mod tests {
 
     #[test]
     fn invalid_client_via_header_is_401_with_challenge() {
-        let r = OAuthError::InvalidClient { via_header: true }.to_http();
+        let r = OAuthError::invalid_client(true).to_http();
         assert_eq!(r.status, 401);
-        assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
-        let r = OAuthError::InvalidClient { via_header: false }.to_http();
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"device-grant\"")
+        );
+        let realm = Realm::new("example.com").unwrap();
+        let r = OAuthError::invalid_client(true).in_realm(&realm).to_http();
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"example.com\"")
+        );
+        let r = OAuthError::invalid_client(false).in_realm(&realm).to_http();
         assert_eq!(r.status, 400);
         assert!(r.header("www-authenticate").is_none());
     }
@@ -295,7 +419,7 @@ mod tests {
     fn every_error_has_no_store_and_json() {
         let all = [
             OAuthError::InvalidRequest(RequestError::InvalidUtf8),
-            OAuthError::InvalidClient { via_header: false },
+            OAuthError::invalid_client(false),
             OAuthError::UnauthorizedClient,
             OAuthError::InvalidScope,
             OAuthError::InvalidGrant,

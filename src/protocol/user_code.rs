@@ -321,6 +321,14 @@ impl UserCodeKey {
         self.0.clone()
     }
 
+    /// A digest that tells keys apart without revealing them: the MAC of a
+    /// fixed, domain-separated message.
+    pub(crate) fn fingerprint(&self) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        mac.update(b"device-grant:key-fingerprint");
+        mac.finalize().into_bytes().into()
+    }
+
     /// The keyed hash of a user code: the only form in which it is stored.
     pub fn hash(&self, code: &UserCode) -> UserCodeHash {
         let mut mac = self.0.clone();
