@@ -124,9 +124,11 @@ fn per_size(c: &mut Criterion<CpuTime>, wall: &mut Criterion<WallTime>) {
                     for t in &tickets {
                         let r = block_on(w.strict.approve(
                             t,
-                            Subject::new("alice"),
-                            scopes.clone(),
-                            None,
+                            device_grant::Approve::scopes(
+                                Subject::new("alice"),
+                                None,
+                                scopes.clone(),
+                            ),
                         ));
                         debug_assert!(r.is_ok());
                         black_box(r.is_ok());
@@ -157,9 +159,11 @@ fn per_size(c: &mut Criterion<CpuTime>, wall: &mut Criterion<WallTime>) {
                             let (poll, ticket) = w.pending_with_ticket(&key);
                             block_on(w.strict.approve(
                                 &ticket,
-                                Subject::new("alice"),
-                                scopes.clone(),
-                                None,
+                                device_grant::Approve::scopes(
+                                    Subject::new("alice"),
+                                    None,
+                                    scopes.clone(),
+                                ),
                             ))
                             .expect("approve");
                             poll

@@ -363,7 +363,9 @@ pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Sto
                 subject: Subject::new("ålice@example"),
                 scopes: ScopeSet::parse("openid").unwrap(),
                 approved_at: base + Duration::milliseconds(250),
-                data: Some(serde_json::json!({"acr": "mfa", "auth_time": 1_700_000_000, "nested": [1, {"x": null}]})),
+                data: Some(
+                    crate::ApprovalData::new(&serde_json::json!({"acr": "mfa", "auth_time": 1_700_000_000, "nested": [1, {"x": null}]})).expect("JSON serializes"),
+                ),
             },
             base,
         )

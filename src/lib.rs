@@ -6,7 +6,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use device_grant::{
-//!     ApprovedGrant, AuthMethod, BackendError, Client, CodeEntry, Config, DeviceGrant,
+//!     Approve, ApprovedGrant, AuthMethod, BackendError, Client, CodeEntry, Config, DeviceGrant,
 //!     EndpointRequest, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer, TokenResponse,
 //!     ToHttp, UserCodeKey,
 //! };
@@ -48,7 +48,10 @@
 //! // …while the person types the code on their phone and approves…
 //! let person = CodeEntry::from_address("198.51.100.7".parse().unwrap());
 //! let found = grant.verify(codes.user_code.display(), &person).await.unwrap();
-//! grant.approve(&found.ticket, Subject::new("alice"), found.request.scopes.clone(), None).await.unwrap();
+//! // (the consent page: `grant.assess(&found, ip)` for its signals, and
+//! // `grant.pending(&ticket)` to read the request again when the answer comes)
+//! let approver_ip = Some("198.51.100.7".parse().unwrap());
+//! grant.approve(&found.ticket, Approve::as_requested(Subject::new("alice"), approver_ip)).await.unwrap();
 //!
 //! // …and the next poll gets the tokens, exactly once.
 //! let tokens = grant.token(EndpointRequest::form(poll.as_bytes())).await.unwrap();
@@ -111,17 +114,21 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use endpoint::device_authorization::DeviceAuthorizationResponse;
 pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
 pub use endpoint::verification::{
-    Assessment, CodeEntry, PendingRequest, VerificationError, VerificationTicket,
+    Approve, Assessment, CodeEntry, PendingRequest, VerificationError, VerificationTicket,
 };
 pub use endpoint::{EndpointRequest, GrantType, ToHttp};
 pub use grant::{DeviceGrant, DeviceGrantBuilder, Purged};
 pub use host::clients::{ClientRegistry, StaticClients};
 pub use host::clock::{Clock, ManualClock, SystemClock};
-pub use host::consent::{AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy};
+pub use host::consent::{
+    AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy, StepUpProof,
+};
 #[cfg(feature = "tracing")]
 pub use host::events::TracingEvents;
 pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
-pub use host::issuer::{ApprovedGrant, Token, TokenIssuer, TokenResponse};
+pub use host::issuer::{
+    ApprovalData, ApprovalDataError, ApprovedGrant, Token, TokenIssuer, TokenResponse,
+};
 pub use host::limiter::{
     Admission, AttemptLimiter, Budget, BudgetKind, Budgets, KeyDigest, LimiterKey,
 };

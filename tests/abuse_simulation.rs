@@ -335,7 +335,10 @@ async fn play(
                     Ok(found) => {
                         let scopes = found.request.scopes.clone();
                         grant
-                            .approve(&found.ticket, person, scopes, None)
+                            .approve(
+                                &found.ticket,
+                                device_grant::Approve::scopes(person, None, scopes),
+                            )
                             .await
                             .unwrap();
                         flow.approved = true;

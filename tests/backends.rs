@@ -161,9 +161,11 @@ async fn a_store_that_is_down_gives_503_json_and_loses_nothing() {
     grant
         .approve(
             &found.ticket,
-            device_grant::Subject::new("alice"),
-            found.request.scopes.clone(),
-            None,
+            device_grant::Approve::scopes(
+                device_grant::Subject::new("alice"),
+                None,
+                found.request.scopes.clone(),
+            ),
         )
         .await
         .unwrap();
@@ -226,9 +228,11 @@ async fn an_issuer_failure_is_500_and_keeps_the_approval() {
     grant
         .approve(
             &found.ticket,
-            device_grant::Subject::new("alice"),
-            found.request.scopes.clone(),
-            None,
+            device_grant::Approve::scopes(
+                device_grant::Subject::new("alice"),
+                None,
+                found.request.scopes.clone(),
+            ),
         )
         .await
         .unwrap();

@@ -204,9 +204,7 @@ impl World {
         self.grant
             .approve(
                 &flow.ticket,
-                Subject::new("alice"),
-                flow.scopes.clone(),
-                None,
+                device_grant::Approve::scopes(Subject::new("alice"), None, flow.scopes.clone()),
             )
             .await
     }

@@ -134,9 +134,7 @@ async fn approve(grant: &DeviceGrant, user_code: &UserCode) {
     grant
         .approve(
             &found.ticket,
-            Subject::new("alice"),
-            found.request.scopes.clone(),
-            None,
+            device_grant::Approve::as_requested(Subject::new("alice"), None),
         )
         .await
         .unwrap();

@@ -71,7 +71,10 @@ async fn approve_racing_deny_has_one_winner_and_the_device_sees_it() {
         let (ta, td) = (ticket.clone(), ticket);
         let approve = tokio::spawn(async move {
             ha.grant
-                .approve(&ta, Subject::new("alice"), ScopeSet::new(), None)
+                .approve(
+                    &ta,
+                    device_grant::Approve::scopes(Subject::new("alice"), None, ScopeSet::new()),
+                )
                 .await
         });
         let deny = tokio::spawn(async move { hd.grant.deny(&td).await });

@@ -33,12 +33,15 @@ fn approval() -> Arc<Approval> {
         subject: Subject::new("alice@example.com"),
         scopes: ScopeSet::parse("openid").unwrap(),
         approved_at: utc(3, 5, 0, 250),
-        data: Some(json!({
-            "acr": "mfa",
-            "amr": ["pwd", "otp"],
-            "auth_time": 1_735_787_095,
-            "upstream": {"sid": null},
-        })),
+        data: Some(
+            device_grant::ApprovalData::new(&json!({
+                "acr": "mfa",
+                "amr": ["pwd", "otp"],
+                "auth_time": 1_735_787_095,
+                "upstream": {"sid": null},
+            }))
+            .unwrap(),
+        ),
     })
 }
 

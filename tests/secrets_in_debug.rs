@@ -404,9 +404,12 @@ async fn a_whole_flow_prints_no_secret() {
     grant
         .approve(
             &found.ticket,
-            Subject::new("alice"),
-            found.request.scopes.clone(),
-            Some(serde_json::json!({ "upstream_token": APPROVAL_SECRET })),
+            device_grant::Approve::as_requested(Subject::new("alice"), None).data(
+                device_grant::ApprovalData::new(
+                    &serde_json::json!({ "upstream_token": APPROVAL_SECRET }),
+                )
+                .unwrap(),
+            ),
         )
         .await
         .unwrap();
@@ -486,6 +489,7 @@ const REDACTING: &[&str] = &[
     "HttpResponse",
     "StaticClients",
     "Approval",
+    "ApprovalData",
     "LimiterKey",
     "CodeEntry",
 ];

@@ -110,9 +110,11 @@ async fn narrowed_scopes_are_returned() {
     h.grant
         .approve(
             &found.ticket,
-            device_grant::Subject::new("bob"),
-            device_grant::ScopeSet::parse("openid").unwrap(),
-            None,
+            device_grant::Approve::scopes(
+                device_grant::Subject::new("bob"),
+                None,
+                device_grant::ScopeSet::parse("openid").unwrap(),
+            ),
         )
         .await
         .unwrap();

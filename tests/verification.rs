@@ -103,9 +103,11 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
         .grant
         .approve(
             &found.ticket,
-            Subject::new("alice"),
-            ScopeSet::parse("email").unwrap(),
-            None,
+            device_grant::Approve::scopes(
+                Subject::new("alice"),
+                None,
+                ScopeSet::parse("email").unwrap(),
+            ),
         )
         .await
         .unwrap_err();
@@ -113,9 +115,12 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
     h.grant
         .approve(
             &found.ticket,
-            Subject::new("alice"),
-            ScopeSet::parse("openid").unwrap(),
-            Some(serde_json::json!({"acr": "mfa"})),
+            device_grant::Approve::scopes(
+                Subject::new("alice"),
+                None,
+                ScopeSet::parse("openid").unwrap(),
+            )
+            .data(device_grant::ApprovalData::new(&serde_json::json!({"acr": "mfa"})).unwrap()),
         )
         .await
         .unwrap();
@@ -128,9 +133,7 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
         h.grant
             .approve(
                 &found.ticket,
-                Subject::new("mallory"),
-                ScopeSet::new(),
-                None
+                device_grant::Approve::scopes(Subject::new("mallory"), None, ScopeSet::new()),
             )
             .await,
         Err(VerificationError::NotFound)
@@ -222,7 +225,10 @@ async fn expired_requests_cannot_be_approved() {
     h.advance(600);
     assert!(matches!(
         h.grant
-            .approve(&t, Subject::new("alice"), ScopeSet::new(), None)
+            .approve(
+                &t,
+                device_grant::Approve::scopes(Subject::new("alice"), None, ScopeSet::new())
+            )
             .await,
         Err(VerificationError::NotFound)
     ));

@@ -822,9 +822,7 @@ impl World {
                 State::Pending => {}
                 State::Approved => block_on(grant.approve(
                     &found.ticket,
-                    Subject::new("alice"),
-                    scopes.clone(),
-                    None,
+                    device_grant::Approve::scopes(Subject::new("alice"), None, scopes.clone()),
                 ))
                 .expect("setup: approve"),
                 State::Denied => block_on(grant.deny(&found.ticket)).expect("setup: deny"),
@@ -1340,11 +1338,10 @@ pub fn verify(data: &[u8]) {
         };
         let legit = ticket == p.ticket && p.state == State::Pending;
         let outcome = if approve {
-            block_on(
-                world
-                    .grant
-                    .approve(&ticket, Subject::new("mallory"), scopes.clone(), None),
-            )
+            block_on(world.grant.approve(
+                &ticket,
+                device_grant::Approve::scopes(Subject::new("mallory"), None, scopes.clone()),
+            ))
         } else {
             block_on(world.grant.deny(&ticket))
         };

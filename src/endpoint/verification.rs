@@ -11,8 +11,9 @@ use time::{Duration, OffsetDateTime};
 use crate::endpoint::budgets::Layer;
 use crate::endpoint::commit::Commit;
 use crate::grant::DeviceGrant;
-use crate::host::consent::{ConsentDecision, ConsentSignals};
+use crate::host::consent::{ConsentDecision, ConsentSignals, StepUpProof};
 use crate::host::events::Event;
+use crate::host::issuer::ApprovalData;
 use crate::host::limiter::{BudgetKind, LimiterKey};
 use crate::protocol::authorization::{
     Approval, AuthorizationId, DeviceAuthorization, RequestDetails, Status, Subject,
@@ -56,6 +57,22 @@ pub enum VerificationError {
     /// The approval grants a scope the device did not request.
     #[error("the approval grants a scope that was not requested")]
     ScopeNotRequested,
+    /// The consent policy asks for a step-up for this request, from this
+    /// address, now, and the approval came without a [`StepUpProof`] that
+    /// covers it (none, another subject's, or one older than the request).
+    /// Nothing was changed: ask the person to re-authenticate and approve again.
+    #[error("the consent policy asks for a step-up before this approval")]
+    StepUpRequired {
+        /// What the policy decided on, for the page.
+        signals: ConsentSignals,
+    },
+    /// The consent policy refuses approvals of this request from this address,
+    /// now, step-up or not. Nothing was changed; the person can still deny.
+    #[error("the consent policy refuses this approval")]
+    Refused {
+        /// What the policy decided on, for the page.
+        signals: ConsentSignals,
+    },
     /// The request changed under every compare-and-set round; nothing was
     /// changed. Try again.
     #[error("the request is contended; try again")]
@@ -178,6 +195,94 @@ impl std::fmt::Debug for CodeEntry {
     }
 }
 
+/// An approval, for [`DeviceGrant::approve`]: who approves, from which
+/// address, which scopes, the step-up proof if the consent policy asks for
+/// one, and the host's data for its token issuer.
+///
+/// ```
+/// # use device_grant::{Approve, ApprovalData, ScopeSet, StepUpProof, Subject};
+/// # let (ip, now) = (Some("198.51.100.7".parse().unwrap()), time::OffsetDateTime::UNIX_EPOCH);
+/// let alice = Subject::new("alice");
+/// // Everything the device asked for:
+/// let all = Approve::as_requested(alice.clone(), ip);
+/// // Fewer scopes, after a re-authentication, with data for the token issuer:
+/// let some = Approve::scopes(alice.clone(), ip, ScopeSet::parse("profile").unwrap())
+///     .stepped_up(StepUpProof::reauthenticated(&alice, now))
+///     .data(ApprovalData::new(&[("acr", "mfa")]).unwrap());
+/// ```
+///
+/// There is no approval without a subject, and the approver's address is
+/// always stated (`None` when the host does not know it, which the policy
+/// sees as [`Proximity::Unknown`](crate::Proximity::Unknown)):
+///
+/// ```compile_fail
+/// # use device_grant::Approve;
+/// let nobody = Approve::as_requested(); // does not compile
+/// ```
+///
+/// ```compile_fail
+/// # use device_grant::{Approve, Subject};
+/// let anywhere = Approve::as_requested(Subject::new("alice")); // does not compile
+/// ```
+///
+/// Host data is the host's typed value, never a loose JSON value:
+///
+/// ```compile_fail
+/// # use device_grant::{Approve, Subject};
+/// let loose = Approve::as_requested(Subject::new("alice"), None)
+///     .data(serde_json::json!({ "acr": "mfa" })); // does not compile
+/// ```
+#[derive(Debug)]
+#[must_use = "an Approve does nothing until passed to DeviceGrant::approve"]
+pub struct Approve {
+    subject: Subject,
+    approver_ip: Option<IpAddr>,
+    /// `None`: all those requested, read from the record at commit time.
+    scopes: Option<ScopeSet>,
+    step_up: Option<StepUpProof>,
+    data: Option<ApprovalData>,
+}
+
+impl Approve {
+    /// `subject`, at `approver_ip`, approves every scope the device requested.
+    pub fn as_requested(subject: Subject, approver_ip: Option<IpAddr>) -> Self {
+        Self {
+            subject,
+            approver_ip,
+            scopes: None,
+            step_up: None,
+            data: None,
+        }
+    }
+
+    /// `subject`, at `approver_ip`, approves only `scopes`, which must be among
+    /// those requested ([`VerificationError::ScopeNotRequested`] otherwise).
+    pub fn scopes(subject: Subject, approver_ip: Option<IpAddr>, scopes: ScopeSet) -> Self {
+        Self {
+            scopes: Some(scopes),
+            ..Self::as_requested(subject, approver_ip)
+        }
+    }
+
+    /// The person re-authenticated: required when the consent policy decides
+    /// [`ConsentDecision::StepUp`], ignored when it allows.
+    pub fn stepped_up(mut self, proof: StepUpProof) -> Self {
+        self.step_up = Some(proof);
+        self
+    }
+
+    /// Data for the token issuer ([`Approval::data`]).
+    pub fn data(mut self, data: ApprovalData) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The approving subject.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+}
+
 /// A pending request as the consent page shows it.
 #[derive(Debug, Clone)]
 pub struct PendingRequest {
@@ -276,25 +381,73 @@ impl DeviceGrant {
         Ok(client.map(|client| (record, client)))
     }
 
-    /// The consent-time signals for a request found by [`DeviceGrant::verify`]:
-    /// how near the approver (at `approver_ip`) is to the device, how old the
-    /// request is, and what the configured [`ConsentPolicy`](crate::ConsentPolicy) decides. Show the
-    /// signals on the consent page, and honour the decision before calling
-    /// [`DeviceGrant::approve`].
+    /// The pending request a ticket names, again: for the consent page after
+    /// a redirect, or for the decision, without carrying the request's details
+    /// in the page. Costs no attempt: a ticket is not a guess (it holds the
+    /// keyed hash of the code, which only [`DeviceGrant::verify`] hands out).
+    ///
+    /// [`VerificationError::NotFound`] if the request expired, was decided, or
+    /// the ticket names no request.
+    pub async fn pending(
+        &self,
+        ticket: &VerificationTicket,
+    ) -> Result<PendingRequest, VerificationError> {
+        let now = self.now();
+        let record = self
+            .live_by_user_code(&ticket.user_code_hash, now)
+            .await?
+            .filter(|record| record.id == ticket.id)
+            .ok_or(VerificationError::NotFound)?;
+        let client = self
+            .inner
+            .clients
+            .find(&record.request.client_id)
+            .await?
+            .ok_or(VerificationError::NotFound)?;
+        Ok(PendingRequest {
+            ticket: ticket.clone(),
+            client,
+            age: now - record.request.created_at,
+            request: record.request,
+        })
+    }
+
+    /// The consent-time signals for a pending request: how near the approver
+    /// (at `approver_ip`) is to the device, how old the request is, and what
+    /// the configured [`ConsentPolicy`](crate::ConsentPolicy) decides. Show the
+    /// signals on the consent page, and ask for a step-up when it decides so;
+    /// [`DeviceGrant::approve`] enforces the decision again when the person
+    /// answers.
     pub fn assess(&self, pending: &PendingRequest, approver_ip: Option<IpAddr>) -> Assessment {
-        let signals = ConsentSignals {
-            proximity: proximity(pending.request.context.ip, approver_ip),
-            age: self.now() - pending.request.created_at,
-            approver_ip,
-        };
+        let signals = self.signals(&pending.request, approver_ip, self.now());
         Assessment {
             decision: self.inner.consent.decide(&signals),
             signals,
         }
     }
 
-    /// Approves the request for `subject` with `scopes` (a subset of those
-    /// requested) and optional host `data` handed to the token issuer.
+    fn signals(
+        &self,
+        request: &RequestDetails,
+        approver_ip: Option<IpAddr>,
+        now: OffsetDateTime,
+    ) -> ConsentSignals {
+        ConsentSignals {
+            proximity: proximity(request.context.ip, approver_ip),
+            age: now - request.created_at,
+            approver_ip,
+        }
+    }
+
+    /// Approves the request the ticket names, as `approval` says.
+    ///
+    /// The consent policy decides again, on the stored request, the
+    /// approver's address and the time of the commit: a policy that refuses
+    /// gives [`VerificationError::Refused`], and one that asks for a step-up
+    /// gives [`VerificationError::StepUpRequired`] unless the approval carries a
+    /// [`StepUpProof`] by its subject made after the device asked. What the
+    /// consent page showed earlier does not count: a request can age into a
+    /// step-up between page and answer.
     ///
     /// The compare-and-set that marks the request approved is the commit
     /// point. `Ok` means it is approved; [`VerificationError::Unsettled`] means
@@ -302,28 +455,60 @@ impl DeviceGrant {
     pub async fn approve(
         &self,
         ticket: &VerificationTicket,
-        subject: Subject,
-        scopes: ScopeSet,
-        data: Option<serde_json::Value>,
+        approval: Approve,
     ) -> Result<(), VerificationError> {
-        let approval = Arc::new(Approval {
+        let Approve {
             subject,
+            approver_ip,
             scopes,
-            approved_at: self.now(),
+            step_up,
             data,
-        });
+        } = approval;
+        let approved_at = self.now();
         let record = self
             .transition(
                 ticket,
-                |record, now| record.approve(Approval::clone(&approval), now),
-                |stored| stored.status.approval() == Some(&approval),
+                |record, now| {
+                    let request = &record.request;
+                    let signals = self.signals(request, approver_ip, now);
+                    match self.inner.consent.decide(&signals) {
+                        ConsentDecision::Allow => {}
+                        ConsentDecision::StepUp
+                            if step_up.as_ref().is_some_and(|proof| {
+                                proof.covers(&subject, request.created_at, now)
+                            }) => {}
+                        ConsentDecision::StepUp => {
+                            return Err(VerificationError::StepUpRequired { signals });
+                        }
+                        ConsentDecision::Refuse => {
+                            return Err(VerificationError::Refused { signals });
+                        }
+                    }
+                    let approval = Approval {
+                        subject: subject.clone(),
+                        scopes: scopes.clone().unwrap_or_else(|| request.scopes.clone()),
+                        approved_at,
+                        data: data.clone(),
+                    };
+                    record.approve(approval, now).map_err(transition_error)
+                },
+                // Every round writes the same approval (the requested scopes
+                // cannot change), so its fields say whether it landed.
+                |stored| {
+                    stored.status.approval().is_some_and(|a| {
+                        a.subject == subject
+                            && a.approved_at == approved_at
+                            && a.data == data
+                            && scopes.as_ref().is_none_or(|s| *s == a.scopes)
+                    })
+                },
             )
             .await?;
         self.release_pending(&record).await;
         self.emit(Event::Approved {
             id: record.id,
             client_id: record.request.client_id.clone(),
-            subject: approval.subject.clone(),
+            subject,
         });
         Ok(())
     }
@@ -335,7 +520,7 @@ impl DeviceGrant {
         let record = self
             .transition(
                 ticket,
-                |record, _| record.deny(at),
+                |record, _| record.deny(at).map_err(transition_error),
                 |stored| stored.status == Status::Denied { at },
             )
             .await?;
@@ -378,10 +563,10 @@ impl DeviceGrant {
     async fn transition(
         &self,
         ticket: &VerificationTicket,
-        step: impl Fn(
+        mut step: impl FnMut(
             &DeviceAuthorization,
             OffsetDateTime,
-        ) -> Result<DeviceAuthorization, TransitionError>,
+        ) -> Result<DeviceAuthorization, VerificationError>,
         landed: impl Fn(&DeviceAuthorization) -> bool,
     ) -> Result<DeviceAuthorization, VerificationError> {
         for _ in 0..CAS_ROUNDS {
@@ -391,10 +576,7 @@ impl DeviceGrant {
                 .await?
                 .filter(|r| r.id == ticket.id)
                 .ok_or(VerificationError::NotFound)?;
-            let next = step(&record, now).map_err(|e| match e {
-                TransitionError::ScopeNotRequested => VerificationError::ScopeNotRequested,
-                _ => VerificationError::NotFound,
-            })?;
+            let next = step(&record, now)?;
             match self.commit(record.version, &next, &landed).await {
                 Commit::Done => return Ok(next),
                 Commit::Lost => continue,
@@ -402,6 +584,13 @@ impl DeviceGrant {
             }
         }
         Err(VerificationError::Contended)
+    }
+}
+
+fn transition_error(e: TransitionError) -> VerificationError {
+    match e {
+        TransitionError::ScopeNotRequested => VerificationError::ScopeNotRequested,
+        _ => VerificationError::NotFound,
     }
 }
 

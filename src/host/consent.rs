@@ -4,8 +4,9 @@
 
 use std::net::IpAddr;
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
+use crate::protocol::authorization::Subject;
 use crate::protocol::proximity::Proximity;
 
 /// What the consent page should do.
@@ -19,6 +20,61 @@ pub enum ConsentDecision {
     StepUp,
     /// Do not let the person approve.
     Refuse,
+}
+
+/// Proof that the person re-authenticated for a step-up: who, and when. Pass
+/// it to [`Approve::stepped_up`](crate::Approve::stepped_up) when the consent
+/// policy asks for a step-up ([`ConsentDecision::StepUp`]).
+///
+/// Build it only in the host's re-authentication code, right after the
+/// person proved who they are (their password again, a second factor), with
+/// the time they did. It cannot be parsed or deserialized, so no form field
+/// can stand in for it:
+///
+/// ```compile_fail
+/// // A proof from the request's form: does not compile.
+/// let proof: device_grant::StepUpProof = serde_json::from_str(r#"{"subject":"alice"}"#).unwrap();
+/// ```
+///
+/// [`DeviceGrant::approve`](crate::DeviceGrant::approve) accepts it only for the
+/// approving subject and only if the re-authentication happened after the
+/// device asked (and not in the future): an earlier sign-in says nothing about
+/// this request.
+#[derive(Debug)]
+pub struct StepUpProof {
+    subject: Subject,
+    at: OffsetDateTime,
+}
+
+impl StepUpProof {
+    /// `subject` re-authenticated at `at`.
+    pub fn reauthenticated(subject: &Subject, at: OffsetDateTime) -> Self {
+        Self {
+            subject: subject.clone(),
+            at,
+        }
+    }
+
+    /// Who re-authenticated.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// When.
+    pub fn at(&self) -> OffsetDateTime {
+        self.at
+    }
+
+    /// Whether this proves a step-up by `subject` for a request made at
+    /// `asked_at`, at `now`.
+    pub(crate) fn covers(
+        &self,
+        subject: &Subject,
+        asked_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> bool {
+        self.subject == *subject && asked_at <= self.at && self.at <= now
+    }
 }
 
 /// The signals a consent page shows and a policy decides on.

@@ -22,6 +22,66 @@ pub struct ApprovedGrant {
     pub approval: Arc<Approval>,
 }
 
+/// What the host attaches to an approval for its token issuer (the time of
+/// authentication, an ACR, profile claims), typed by the host: built from any
+/// `T: Serialize` and read back as the host's own type.
+///
+/// Stored in the record as the JSON of the host's value, so a record written
+/// with any version of this crate reads back the same. `Debug` redacts it: it
+/// may hold secrets the crate cannot recognize (an upstream token, a session id).
+///
+/// ```
+/// use device_grant::ApprovalData;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+/// struct Claims { auth_time: i64, acr: String }
+///
+/// let claims = Claims { auth_time: 1_700_000_000, acr: "mfa".into() };
+/// let data = ApprovalData::new(&claims).unwrap();
+/// assert_eq!(data.decode::<Claims>().unwrap(), claims);
+/// assert_eq!(format!("{data:?}"), "ApprovalData([redacted])");
+/// ```
+// The JSON value stays private: the public API speaks only in the host's own
+// types, and the crate is free to change how it holds them.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ApprovalData(serde_json::Value);
+
+impl ApprovalData {
+    /// The host's value, serialized.
+    pub fn new<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, ApprovalDataError> {
+        serde_json::to_value(value)
+            .map(Self)
+            .map_err(|_| ApprovalDataError::Serialize)
+    }
+
+    /// The host's value again, as `T`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApprovalDataError> {
+        T::deserialize(&self.0).map_err(|_| ApprovalDataError::Deserialize)
+    }
+}
+
+impl std::fmt::Debug for ApprovalData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApprovalData([redacted])")
+    }
+}
+
+/// Why [`ApprovalData`] could not be built or read. Carries no detail of the
+/// data: serde's messages quote the values they fail on, and the data may hold
+/// secrets.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalDataError {
+    /// The host's value cannot be serialized (a map with non-string keys, a
+    /// failing `Serialize` impl).
+    #[error("the approval data cannot be serialized")]
+    Serialize,
+    /// The stored data is not a `T`.
+    #[error("the approval data is not of the type asked for")]
+    Deserialize,
+}
+
 /// Mints tokens for an approved grant.
 ///
 /// # Contract

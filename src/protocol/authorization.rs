@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::host::issuer::ApprovalData;
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::polling::{Interval, Pace, PollingRules};
@@ -144,7 +145,7 @@ pub struct Approval {
     pub approved_at: OffsetDateTime,
     /// Anything the host attaches for its token issuer (authentication time, ACR…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<serde_json::Value>,
+    pub data: Option<ApprovalData>,
 }
 
 impl std::fmt::Debug for Approval {

@@ -120,7 +120,10 @@ impl Harness {
             .unwrap();
         let scopes = found.request.scopes.clone();
         self.grant
-            .approve(&found.ticket, Subject::new(sub), scopes, None)
+            .approve(
+                &found.ticket,
+                device_grant::Approve::scopes(Subject::new(sub), None, scopes),
+            )
             .await
             .unwrap();
     }

@@ -138,9 +138,11 @@ pub async fn many_instances<D, F>(
         .expect("instance two finds the request instance one created");
     two.approve(
         &found.ticket,
-        Subject::new("bob"),
-        ScopeSet::parse("profile").unwrap(),
-        None,
+        device_grant::Approve::scopes(
+            Subject::new("bob"),
+            None,
+            ScopeSet::parse("profile").unwrap(),
+        ),
     )
     .await
     .expect("approve on instance two");
@@ -394,9 +396,11 @@ pub async fn failures(proxied: Arc<dyn Store>, proxy: Arc<Proxy>, direct: Arc<dy
     let approved = grant
         .approve(
             &found.ticket,
-            Subject::new("carol"),
-            ScopeSet::parse("profile").unwrap(),
-            None,
+            device_grant::Approve::scopes(
+                Subject::new("carol"),
+                None,
+                ScopeSet::parse("profile").unwrap(),
+            ),
         )
         .await;
     assert!(

@@ -7,15 +7,14 @@
 //! the one it answers, so that Allow approves exactly what the page showed.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::extract::{Form, Query};
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use device_grant::{
-    Assessment, Client, CodeEntry, ConsentDecision, LimiterKey, PendingRequest, Proximity,
-    RequestDetails, Subject, VerificationError, VerificationTicket,
+    ApprovalData, Approve, Assessment, CodeEntry, ConsentDecision, LimiterKey, PendingRequest,
+    Proximity, RequestDetails, StepUpProof, Subject, VerificationError, VerificationTicket,
 };
 use minijinja::context;
 use time::{Duration, OffsetDateTime};
@@ -63,15 +62,8 @@ impl From<PendingRequest> for Pending {
 }
 
 impl Pending {
-    /// The crate's view of the request again, for `DeviceGrant::assess`, which
-    /// reads the request's details (the client's registration is not needed).
-    fn found(&self, now: OffsetDateTime) -> Option<PendingRequest> {
-        Some(PendingRequest {
-            ticket: VerificationTicket::decode(&self.ticket)?,
-            client: Arc::new(Client::new(self.request.client_id.as_str(), Vec::new())),
-            request: Arc::new(self.request.clone()),
-            age: now - self.request.created_at,
-        })
+    fn ticket(&self) -> Option<VerificationTicket> {
+        VerificationTicket::decode(&self.ticket)
     }
 
     fn expired(&self, now: OffsetDateTime) -> bool {
@@ -535,8 +527,23 @@ pub async fn consent(
     if pending.expired(now) {
         return cookies.apply(ended(&state));
     }
-    let Some(found) = pending.found(now) else {
+    let Some(ticket) = pending.ticket() else {
         return Redirect::to("/device").into_response();
+    };
+    // The crate's own view of the request, not the session's copy: it may
+    // have been answered in another tab since.
+    let found = match state.grant.pending(&ticket).await {
+        Ok(found) => found,
+        Err(VerificationError::NotFound) => return cookies.apply(ended(&state)),
+        Err(error) => {
+            tracing::error!(%error, "reading the request failed");
+            return message(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again",
+                TRY_AGAIN,
+            );
+        }
     };
     let assessment = state.grant.assess(&found, ip);
     let page = render_consent(
@@ -629,9 +636,10 @@ fn decision_name(decision: ConsentDecision) -> &'static str {
 const STEP_UP_NEEDED: &str = "To allow this request, tick the box to confirm you started it \
      yourself, and enter your password again.";
 
-/// `POST /consent`: approve or deny the request the form names, once. Allow is
-/// checked against the consent policy again, with the address the answer came
-/// from: a step-up must come with it, and a refused request cannot be approved.
+/// `POST /consent`: approve or deny the request the form names, once. The
+/// crate checks Allow against the consent policy again, with the address the
+/// answer came from: a step-up must come with it (the password again and the
+/// box ticked, checked here), and a refused request cannot be approved.
 pub async fn decide(
     state: State,
     ClientIp(ip): ClientIp,
@@ -654,10 +662,7 @@ pub async fn decide(
             NOTHING_PENDING,
         );
     };
-    let (Some(ticket), Some(found)) = (
-        VerificationTicket::decode(&pending.ticket),
-        pending.found(now),
-    ) else {
+    let Some(ticket) = pending.ticket() else {
         return message(
             &state,
             StatusCode::BAD_REQUEST,
@@ -673,35 +678,50 @@ pub async fn decide(
     }
     let result = match form.decision.as_str() {
         "approve" => {
-            let assessment = state.grant.assess(&found, ip);
-            let mut auth_time = user.at;
-            match assessment.decision {
-                ConsentDecision::Allow => {}
-                ConsentDecision::StepUp => {
-                    let confirmed = form.own_device == "yes"
-                        && state.users.check(&user.username, &form.password).is_some();
-                    if !confirmed {
-                        tracing::warn!(
-                            event = "step_up_failed",
-                            subject = %user.username,
-                            client_id = %pending.request.client_id.as_str(),
-                            "allow without a confirmed step-up"
-                        );
-                        // Not approved: the request stays, to answer properly.
-                        return render_consent(
-                            &state,
-                            &cookies,
-                            &user,
-                            &pending,
-                            &assessment,
-                            StatusCode::FORBIDDEN,
-                            Some(STEP_UP_NEEDED),
-                        );
-                    }
-                    // The person just proved who they are.
-                    auth_time = now;
+            let subject = Subject::new(user.username.clone());
+            // Only a password checked here makes a proof; the crate decides
+            // whether the policy needs one.
+            let stepped_up = form.own_device == "yes"
+                && !form.password.is_empty()
+                && state.users.check(&user.username, &form.password).is_some();
+            let auth_time = if stepped_up { now } else { user.at };
+            // What the token issuer puts in ID tokens, fixed at consent.
+            let profile = state.users.get(&user.username);
+            let Ok(data) = ApprovalData::new(&serde_json::json!({
+                "auth_time": auth_time.unix_timestamp(),
+                "name": profile.map(|u| u.name.clone()),
+                "email": profile.map(|u| u.email.clone()),
+            })) else {
+                return unavailable();
+            };
+            let mut approval = Approve::as_requested(subject.clone(), ip).data(data);
+            if stepped_up {
+                approval = approval.stepped_up(StepUpProof::reauthenticated(&subject, now));
+            }
+            match state.grant.approve(&ticket, approval).await {
+                Err(VerificationError::StepUpRequired { signals }) => {
+                    tracing::warn!(
+                        event = "step_up_failed",
+                        subject = %user.username,
+                        client_id = %pending.request.client_id.as_str(),
+                        "allow without a confirmed step-up"
+                    );
+                    // Not approved: the request stays, to answer properly.
+                    let assessment = Assessment {
+                        signals,
+                        decision: ConsentDecision::StepUp,
+                    };
+                    return render_consent(
+                        &state,
+                        &cookies,
+                        &user,
+                        &pending,
+                        &assessment,
+                        StatusCode::FORBIDDEN,
+                        Some(STEP_UP_NEEDED),
+                    );
                 }
-                _ => {
+                Err(VerificationError::Refused { .. }) => {
                     // Refused by the policy: only Deny is left.
                     return message(
                         &state,
@@ -710,19 +730,8 @@ pub async fn decide(
                         REFUSED,
                     );
                 }
+                result => result,
             }
-            // What the token issuer puts in ID tokens, fixed at consent.
-            let profile = state.users.get(&user.username);
-            let data = serde_json::json!({
-                "auth_time": auth_time.unix_timestamp(),
-                "name": profile.map(|u| u.name.clone()),
-                "email": profile.map(|u| u.email.clone()),
-            });
-            let subject = Subject::new(user.username.clone());
-            state
-                .grant
-                .approve(&ticket, subject, pending.request.scopes.clone(), Some(data))
-                .await
         }
         "deny" => state.grant.deny(&ticket).await,
         _ => {

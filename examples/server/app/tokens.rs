@@ -288,7 +288,11 @@ impl Tokens {
 impl TokenIssuer for Tokens {
     async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
         let approval = &grant.approval;
-        let claims = approval.data.clone().unwrap_or_default();
+        let claims: serde_json::Value = approval
+            .data
+            .as_ref()
+            .and_then(|data| data.decode().ok())
+            .unwrap_or_default();
         self.issued.fetch_add(1, Ordering::SeqCst);
         let mut response = self.mint(
             approval.subject.as_str(),
