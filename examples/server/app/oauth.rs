@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use device_grant::protocol::form::Form;
 use device_grant::{
-    EndpointRequest, HttpResponse, Limits, Metadata, OAuthError, RequestContext, ToHttp,
+    EndpointRequest, GrantType, HttpResponse, Metadata, OAuthError, RequestContext, ToHttp,
 };
 
 use super::State;
@@ -69,16 +69,12 @@ pub async fn device_authorization(
 /// a missing or unknown `grant_type`); `refresh_token` is this server's own.
 pub async fn token(state: State, headers: HeaderMap, body: Bytes) -> Response {
     let request = endpoint_request(&headers, &body);
-    // The crate's form rules: a repeated parameter (`grant_type` included) is
-    // invalid_request (RFC 6749 §3.2), never "the first one wins".
-    let grant_type = Form::parse(&body, &Limits::default())
-        .map_err(OAuthError::from)
-        .and_then(|form| Ok(form.get("grant_type")?.map(str::to_owned)));
-    match grant_type {
-        Ok(Some(grant_type)) if grant_type == "refresh_token" => refresh(&state, request).await,
-        // DEVICE_CODE_GRANT_TYPE, and anything else: the crate answers a missing
-        // grant_type with invalid_request and an unknown one with
-        // unsupported_grant_type.
+    // The crate reads `grant_type` with its form rules and the configured
+    // limits: a missing or repeated one is invalid_request (RFC 6749 §3.2).
+    match state.grant.grant_type(&request) {
+        Ok(GrantType::Other(other)) if other == "refresh_token" => refresh(&state, request).await,
+        // The device code grant, and anything else: the crate answers an
+        // unknown grant type with unsupported_grant_type.
         Ok(_) => oauth_response(state.grant.token(request).await.to_http()),
         Err(error) => oauth_response(Err::<device_grant::TokenResponse, _>(error).to_http()),
     }
@@ -92,7 +88,7 @@ async fn refresh(state: &super::App, request: EndpointRequest<'_>) -> Response {
             return oauth_response(Err::<device_grant::TokenResponse, _>(error).to_http());
         }
     };
-    let fields = Form::parse(request.body, &Limits::default()).and_then(|form| {
+    let fields = Form::parse(request.body, state.grant.config().limits()).and_then(|form| {
         Ok((
             form.require("refresh_token")?.to_owned(),
             form.get("scope")?.map(str::to_owned),
