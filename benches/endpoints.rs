@@ -16,9 +16,8 @@ use criterion::measurement::{Measurement, WallTime};
 
 use common::{CpuTime, World, block_on, thread_cpu_time};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use device_grant::{
-    Clock, EndpointRequest, LimiterKey, ScopeSet, Subject, UserCodePolicy, VerificationTicket,
-};
+use device_grant::store::LimiterKey;
+use device_grant::{Clock, EndpointRequest, ScopeSet, Subject, UserCodePolicy, VerificationTicket};
 
 // A batch of operations whose set-up (fresh requests) is done out of timing.
 const BATCH: usize = 512;

@@ -61,7 +61,7 @@ fn main() {
     );
     println!(
         "size_of::<DeviceAuthorization>() = {}, size_of::<RequestDetails>() = {}",
-        std::mem::size_of::<device_grant::DeviceAuthorization>(),
+        std::mem::size_of::<device_grant::store::DeviceAuthorization>(),
         std::mem::size_of::<device_grant::RequestDetails>()
     );
 

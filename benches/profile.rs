@@ -10,7 +10,8 @@ mod common;
 use std::hint::black_box;
 
 use common::{World, block_on};
-use device_grant::{EndpointRequest, LimiterKey};
+use device_grant::EndpointRequest;
+use device_grant::store::LimiterKey;
 
 #[inline(never)]
 fn run(world: &World, op: &str, n: usize) {

@@ -10,9 +10,10 @@ use std::time::Duration as StdDuration;
 
 use common::{CpuTime, block_on, thread_cpu_time};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use device_grant::store::{DeviceAuthorization, DeviceCodeHash, Store, UserCodeHash};
 use device_grant::{
-    AuthorizationId, ClientId, DeviceAuthorization, DeviceCode, DeviceCodeHash, Interval,
-    MemoryStore, RequestContext, RequestDetails, ScopeSet, Store, UserCodeHash,
+    AuthorizationId, ClientId, DeviceCode, Interval, MemoryStore, RequestContext, RequestDetails,
+    ScopeSet,
 };
 use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -30,9 +31,9 @@ fn hash(domain: u8, i: u64) -> [u8; 32] {
 
 fn record(i: u64, now: OffsetDateTime) -> DeviceAuthorization {
     DeviceAuthorization::new(
-        AuthorizationId([0; 16]),
-        DeviceCodeHash(hash(0, i)),
-        UserCodeHash(hash(1, i)),
+        AuthorizationId::from_bytes([0; 16]),
+        DeviceCodeHash::from_bytes(hash(0, i)),
+        UserCodeHash::from_bytes(hash(1, i)),
         RequestDetails {
             client_id: ClientId::new(common::CLIENT),
             scopes: ScopeSet::parse(common::SCOPE).expect("valid"),

@@ -15,9 +15,10 @@
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
+use device_grant::store::Store;
 use device_grant::{
     ApprovedGrant, AuthMethod, BackendError, Client, Config, DeviceAuthorizationResponse,
-    DeviceGrant, EndpointRequest, ManualClock, RequestContext, ScopeSet, StaticClients, Store,
+    DeviceGrant, EndpointRequest, ManualClock, RequestContext, ScopeSet, StaticClients,
     TokenIssuer, TokenResponse, UserCodeKey,
 };
 use time::{Duration, OffsetDateTime};
@@ -161,19 +162,17 @@ async fn main() {
         &measure(Arc::new(device_grant::MemoryStore::new())).await,
     );
 
-    #[cfg(feature = "redis")]
     if let Ok(url) = std::env::var("DEVICE_GRANT_REDIS_URL") {
         let prefix = format!("dgload:{}", std::process::id());
-        let store = device_grant::adapters::redis::RedisStore::connect(&url, prefix)
+        let store = device_grant_redis::RedisStore::connect(&url, prefix)
             .await
             .expect("redis");
         row("redis", &measure(Arc::new(store)).await);
         // Its keys expire by themselves (TTL); nothing to clean up.
     }
 
-    #[cfg(feature = "postgres")]
     if let Ok(url) = std::env::var("DEVICE_GRANT_POSTGRES_URL") {
-        use device_grant::adapters::postgres::{PostgresOptions, PostgresStore};
+        use device_grant_postgres::{PostgresOptions, PostgresStore};
         let schema = format!("dgload_{}", std::process::id());
         let store = PostgresStore::connect_with(
             &url,

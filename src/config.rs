@@ -39,7 +39,7 @@ pub enum ConfigError {
     /// The `WWW-Authenticate` realm cannot be sent as it is.
     #[error("the realm is refused: {0}")]
     Realm(#[from] RealmError),
-    /// More than [`MAX_PREVIOUS_USER_CODE_KEYS`] previous user-code keys, or a
+    /// More than 4 previous user-code keys, or a
     /// key given twice (the current key among the previous ones included).
     #[error(
         "previous user-code keys: at most 4, each different from the others and from the current key"
@@ -49,7 +49,7 @@ pub enum ConfigError {
 
 /// The most previous user-code keys a [`Config`] accepts: a wrong code costs
 /// one store read per key.
-pub const MAX_PREVIOUS_USER_CODE_KEYS: usize = 4;
+pub(crate) const MAX_PREVIOUS_USER_CODE_KEYS: usize = 4;
 
 /// The validated configuration of a [`crate::DeviceGrant`].
 #[derive(Debug, Clone)]
@@ -221,7 +221,7 @@ impl ConfigBuilder {
 
     /// Keys that codes may still be stored under, beside the current key: the
     /// key being retired (and, in a two-step rotation, the key about to become
-    /// current). Default none; at most [`MAX_PREVIOUS_USER_CODE_KEYS`].
+    /// current). Default none; at most 4.
     ///
     /// New codes are hashed with the current key only. A typed code is looked
     /// up under the current key and then under each previous key, for one

@@ -113,6 +113,14 @@ pub struct DeviceGrantBuilder {
     consent: Option<Arc<dyn ConsentPolicy>>,
 }
 
+impl std::fmt::Debug for DeviceGrantBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceGrantBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DeviceGrantBuilder {
     /// The store. Default: a [`MemoryStore`].
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {

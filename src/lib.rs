@@ -60,18 +60,23 @@
 //! # });
 //! ```
 //!
-//! # Layout
+//! # Where things are
 //!
-//! - [`protocol`]: the pure core — codes, scopes, credentials, the state machine,
-//!   polling rules, form parsing, errors. No `async`, no I/O.
-//! - [`host`]: the traits the host implements (store, clients, issuer, limiter,
-//!   clock, events).
-//! - [`endpoint`]: the endpoints, methods of [`DeviceGrant`], orchestrating both.
-//! - [`memory`]: the embedded store and limiter.
-//! - `adapters`: shared stores for several instances — Redis (feature `redis`)
-//!   and PostgreSQL (feature `postgres`).
-//! - `conformance` (feature `test-util`): the checks any store or limiter
-//!   adapter runs to prove it keeps the contract.
+//! A host needs only the names at the root: [`DeviceGrant`] and its
+//! [`Config`], the traits it implements ([`TokenIssuer`], [`ClientRegistry`],
+//! [`ConsentPolicy`], [`EventSink`], [`Clock`]), the requests and responses of
+//! the endpoints, their errors and the audit [`Event`]s. The embedded
+//! [`MemoryStore`] and [`MemoryLimiter`] serve one process; for several
+//! instances, a shared store comes from its own crate (`device-grant-redis`,
+//! `device-grant-postgres`) or the host's own.
+//!
+//! A store author needs one module, [`store`]: the [`Store`](store::Store) and
+//! [`AttemptLimiter`](store::AttemptLimiter) traits, the records they keep, and
+//! the conformance suite (feature `test-util`).
+//!
+//! Guides: integrating with a web framework (`docs/frameworks.md`), writing a
+//! store (`docs/stores.md`), running several instances (`docs/instances.md`),
+//! and the security model (`SECURITY.md`).
 //!
 //! # Guarantees
 //!
@@ -86,18 +91,21 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-#[cfg(any(feature = "redis", feature = "postgres"))]
-pub mod adapters;
-pub mod config;
-#[cfg(feature = "test-util")]
-pub mod conformance;
-pub mod endpoint;
+// The layout: `protocol` is the pure core (no `async`, no I/O); `host` holds
+// the traits a host implements; `endpoint` orchestrates both; `memory` is the
+// embedded backend; `store` is the one public module, for store authors.
+mod config;
+mod endpoint;
 mod grant;
-pub mod host;
+mod host;
 mod integration;
-pub mod memory;
-pub mod metadata;
-pub mod protocol;
+mod memory;
+mod metadata;
+mod protocol;
+pub mod store;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 // The README's example compiles and runs as a doctest.
 #[doc = include_str!("../README.md")]
@@ -129,21 +137,20 @@ pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
 pub use host::issuer::{
     ApprovalData, ApprovalDataError, ApprovedGrant, Token, TokenIssuer, TokenResponse,
 };
-pub use host::limiter::{
-    Admission, AttemptLimiter, Budget, BudgetKind, Budgets, KeyDigest, LimiterKey,
-};
-pub use host::store::{Inserted, Store};
+pub use host::limiter::{Budget, BudgetKind, Budgets, KeyDigest};
 pub use memory::{MemoryLimiter, MemoryStore};
 pub use metadata::Metadata;
 pub use protocol::authorization::{
-    Approval, AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails, Status, Subject,
+    Approval, AuthorizationId, RequestContext, RequestDetails, Subject,
 };
 pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret, RegistrationError};
-pub use protocol::device_code::{DeviceCode, DeviceCodeHash};
+pub use protocol::device_code::DeviceCode;
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, Realm, RealmError, RequestError};
-pub use protocol::form::Limits;
+pub use protocol::form::{Form, Limits};
 pub use protocol::polling::{Interval, PollingRules};
 pub use protocol::proximity::Proximity;
 pub use protocol::response::HttpResponse;
-pub use protocol::scope::{Scope, ScopeSet};
-pub use protocol::user_code::{UserCode, UserCodeError, UserCodeHash, UserCodeKey, UserCodePolicy};
+pub use protocol::scope::{MalformedScope, Scope, ScopeSet};
+pub use protocol::user_code::{
+    KeyTooShort, PolicyError, UserCode, UserCodeError, UserCodeKey, UserCodePolicy,
+};

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::{config, harness_with};
+use device_grant::store::{
+    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Store,
+    UserCodeHash,
+};
 use device_grant::{
-    Admission, AttemptLimiter, BackendError, Budget, BudgetKind, Budgets, CodeEntry,
-    DeviceAuthorization, DeviceCodeHash, DeviceGrant, EndpointRequest, ErrorCode, Event, Inserted,
-    LimiterKey, ManualClock, MemoryLimiter, MemoryStore, OAuthError, RecordedEvents,
-    RequestContext, Store, Subject, UserCodeHash, VerificationError,
+    BackendError, Budget, BudgetKind, Budgets, CodeEntry, DeviceGrant, EndpointRequest, ErrorCode,
+    Event, ManualClock, MemoryLimiter, MemoryStore, OAuthError, RecordedEvents, RequestContext,
+    Subject, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 

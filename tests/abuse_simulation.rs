@@ -10,16 +10,16 @@
 //! the same attackers) when their servers are up.
 
 mod common;
-#[cfg(any(feature = "redis", feature = "postgres"))]
 mod services;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
+use device_grant::store::{AttemptLimiter, Store};
 use device_grant::{
-    AttemptLimiter, Budgets, CodeEntry, DeviceGrant, EndpointRequest, ManualClock, OAuthError,
-    RequestContext, Store, Subject, VerificationError,
+    Budgets, CodeEntry, DeviceGrant, EndpointRequest, ManualClock, OAuthError, RequestContext,
+    Subject, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -446,19 +446,16 @@ async fn every_attacker_against_every_legitimate_load_on_the_memory_store() {
 
 /// A start time near the real clock, on a 600 s boundary, for stores whose
 /// keys expire on the server's clock.
-#[cfg(any(feature = "redis", feature = "postgres"))]
 fn real_start() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     OffsetDateTime::from_unix_timestamp(now - now.rem_euclid(600) + 600).unwrap()
 }
 
-#[cfg(any(feature = "redis", feature = "postgres"))]
 const SHARED_SCALE: u32 = 20;
 
-#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_scenarios_on_redis() {
-    use device_grant::adapters::redis::{RedisLimiter, RedisStore};
+    use device_grant_redis::{RedisLimiter, RedisStore};
     let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
         return;
     };
@@ -481,10 +478,9 @@ async fn the_same_scenarios_on_redis() {
     }
 }
 
-#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_scenarios_on_postgres() {
-    use device_grant::adapters::postgres::{PostgresLimiter, PostgresOptions, PostgresStore};
+    use device_grant_postgres::{PostgresLimiter, PostgresOptions, PostgresStore};
     let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };

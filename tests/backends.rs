@@ -6,10 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use device_grant::store::{DeviceAuthorization, DeviceCodeHash, Inserted, Store, UserCodeHash};
 use device_grant::{
-    ApprovedGrant, BackendError, DeviceAuthorization, DeviceCodeHash, DeviceGrant, EndpointRequest,
-    ErrorCode, Inserted, ManualClock, MemoryStore, OAuthError, RequestContext, Store, TokenIssuer,
-    TokenResponse, UserCodeHash,
+    ApprovedGrant, BackendError, DeviceGrant, EndpointRequest, ErrorCode, ManualClock, MemoryStore,
+    OAuthError, RequestContext, TokenIssuer, TokenResponse,
 };
 use time::OffsetDateTime;
 
@@ -142,7 +142,7 @@ async fn a_store_that_is_down_gives_503_json_and_loses_nothing() {
     let v = grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await;
     assert!(matches!(
@@ -154,7 +154,7 @@ async fn a_store_that_is_down_gives_503_json_and_loses_nothing() {
     let found = grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();
@@ -221,7 +221,7 @@ async fn an_issuer_failure_is_500_and_keeps_the_approval() {
     let found = grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();

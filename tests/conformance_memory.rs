@@ -4,17 +4,20 @@
 
 use std::sync::Arc;
 
-use device_grant::{AttemptLimiter, MemoryLimiter, MemoryStore, Store};
+use device_grant::store::{AttemptLimiter, Store};
+use device_grant::{MemoryLimiter, MemoryStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms() {
-    device_grant::conformance::run(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> })
-        .await;
+    device_grant::store::conformance::run(|| async {
+        Arc::new(MemoryStore::new()) as Arc<dyn Store>
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms_across_handles() {
-    device_grant::conformance::run_shared(|| async {
+    device_grant::store::conformance::run_shared(|| async {
         let store = Arc::new(MemoryStore::new());
         (store.clone() as Arc<dyn Store>, store as Arc<dyn Store>)
     })
@@ -23,7 +26,7 @@ async fn memory_store_conforms_across_handles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_limiter_conforms() {
-    device_grant::conformance::run_limiter(|| async {
+    device_grant::store::conformance::run_limiter(|| async {
         Arc::new(MemoryLimiter::new()) as Arc<dyn AttemptLimiter>
     })
     .await;
@@ -31,7 +34,7 @@ async fn memory_limiter_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_limiter_conforms_across_handles() {
-    device_grant::conformance::run_limiter_shared(|| async {
+    device_grant::store::conformance::run_limiter_shared(|| async {
         let limiter = Arc::new(MemoryLimiter::new());
         (
             limiter.clone() as Arc<dyn AttemptLimiter>,

@@ -65,7 +65,7 @@ async fn scopes_default_allowed_and_refused() {
         .grant
         .verify(
             r.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();
@@ -237,7 +237,7 @@ async fn every_code_is_fresh_and_context_is_kept() {
         .grant
         .verify(
             r.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();

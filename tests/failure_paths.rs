@@ -9,11 +9,14 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use device_grant::store::{
+    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Status,
+    Store, UserCodeHash,
+};
 use device_grant::{
-    Admission, ApprovedGrant, AttemptLimiter, BackendError, Budget, Budgets, CodeEntry,
-    DeviceAuthorization, DeviceCodeHash, DeviceGrant, EndpointRequest, ErrorCode, Event, Inserted,
-    LimiterKey, ManualClock, MemoryLimiter, MemoryStore, RecordedEvents, RequestContext, Status,
-    Store, Subject, TokenIssuer, TokenResponse, UserCodeHash, VerificationError,
+    ApprovedGrant, BackendError, Budget, Budgets, CodeEntry, DeviceGrant, EndpointRequest,
+    ErrorCode, Event, ManualClock, MemoryLimiter, MemoryStore, RecordedEvents, RequestContext,
+    Subject, TokenIssuer, TokenResponse, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 

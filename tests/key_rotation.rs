@@ -4,13 +4,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use device_grant::store::{DeviceAuthorization, DeviceCodeHash, Inserted, Store, UserCodeHash};
 use device_grant::{
     ApprovedGrant, AuthMethod, AuthorizationId, BackendError, Budget, Budgets, Client, CodeEntry,
-    Config, ConfigBuilder, ConfigError, DeviceAuthorization, DeviceAuthorizationResponse,
-    DeviceCode, DeviceCodeHash, DeviceGrant, EndpointRequest, Inserted, Interval, ManualClock,
-    MemoryLimiter, MemoryStore, OAuthError, RequestContext, RequestDetails, ScopeSet, Store,
-    Subject, TokenIssuer, TokenResponse, UserCode, UserCodeHash, UserCodeKey, UserCodePolicy,
-    VerificationError,
+    Config, ConfigBuilder, ConfigError, DeviceAuthorizationResponse, DeviceCode, DeviceGrant,
+    EndpointRequest, Interval, ManualClock, MemoryLimiter, MemoryStore, OAuthError, RequestContext,
+    RequestDetails, ScopeSet, Subject, TokenIssuer, TokenResponse, UserCode, UserCodeKey,
+    UserCodePolicy, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 

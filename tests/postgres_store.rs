@@ -1,15 +1,15 @@
 //! The PostgreSQL store end to end through `DeviceGrant`: several instances,
 //! no secret in storage, migrations, purge, and engine failures
 //! (`DEVICE_GRANT_POSTGRES_URL`).
-#![cfg(feature = "postgres")]
 
 mod services;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use device_grant::adapters::postgres::{PostgresOptions, PostgresStore, migrate};
-use device_grant::{AttemptLimiter, BackendError, Store};
+use device_grant::BackendError;
+use device_grant::store::{AttemptLimiter, Store};
+use device_grant_postgres::{PostgresOptions, PostgresStore, migrate};
 use services::{Proxy, scenarios};
 
 fn options(schema: &str) -> PostgresOptions {
@@ -201,9 +201,11 @@ async fn a_postgres_url_picks_the_postgres_store() {
     let Some(url) = services::service_url("DEVICE_GRANT_POSTGRES_URL") else {
         return;
     };
-    let (store, limiter) = device_grant::adapters::connect(&url)
+    let store = device_grant_postgres::PostgresStore::connect(&url)
         .await
         .expect("postgres");
+    let limiter: Arc<dyn device_grant::store::AttemptLimiter> = Arc::new(store.limiter());
+    let store: Arc<dyn Store> = Arc::new(store);
     let grant = scenarios::instance(store.clone(), limiter, scenarios::clock());
     let codes = scenarios::ask(&grant).await;
     // Found through a PostgresStore of its own: the record really is in the

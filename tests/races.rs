@@ -62,7 +62,7 @@ async fn approve_racing_deny_has_one_winner_and_the_device_sees_it() {
             .grant
             .verify(
                 c.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
             )
             .await
             .unwrap()

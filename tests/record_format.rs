@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use device_grant::store::{DeviceAuthorization, DeviceCodeHash, Status, UserCodeHash};
 use device_grant::{
-    Approval, AuthorizationId, ClientId, DeviceAuthorization, DeviceCodeHash, Interval,
-    RequestContext, RequestDetails, ScopeSet, Status, Subject, UserCodeHash,
+    Approval, AuthorizationId, ClientId, Interval, RequestContext, RequestDetails, ScopeSet,
+    Subject,
 };
 use serde_json::{Value, json};
 use time::{Date, Month, OffsetDateTime};
@@ -52,9 +53,9 @@ fn record(status: Status, version: u64) -> DeviceAuthorization {
         ("room".to_owned(), "den ✓".to_owned()),
     ]);
     DeviceAuthorization {
-        id: AuthorizationId(std::array::from_fn(|i| i as u8 + 1)),
-        device_code_hash: DeviceCodeHash(bytes(0)),
-        user_code_hash: UserCodeHash(bytes(100)),
+        id: AuthorizationId::from_bytes(std::array::from_fn(|i| i as u8 + 1)),
+        device_code_hash: DeviceCodeHash::from_bytes(bytes(0)),
+        user_code_hash: UserCodeHash::from_bytes(bytes(100)),
         request: Arc::new(RequestDetails {
             client_id: ClientId::new("tv-app"),
             scopes: ScopeSet::parse("openid profile").unwrap(),

@@ -206,7 +206,7 @@ async fn omitted_scope_grants_the_defaults_only_when_they_are_allowed() {
     let found = grant
         .verify(
             codes.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();
@@ -303,7 +303,7 @@ async fn the_device_grant_endpoints_still_refuse_clients_without_it() {
 
 #[test]
 fn try_registrations_say_what_is_wrong() {
-    use device_grant::protocol::client::RegistrationError as E;
+    use device_grant::RegistrationError as E;
     let id = |s: &str| ClientId::new(s);
     let public = |name: &str, methods: Vec<AuthMethod>| Client::new(name, methods);
     let clients = StaticClients::new;
@@ -392,7 +392,7 @@ async fn valid_try_registrations_authenticate() {
 
 #[test]
 fn client_validate_serves_host_registries() {
-    use device_grant::protocol::client::RegistrationError as E;
+    use device_grant::RegistrationError as E;
     let tv = Client::new("tv", vec![AuthMethod::None]);
     assert!(tv.is_public() && !tv.is_confidential());
     tv.validate().unwrap();

@@ -13,13 +13,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use device_grant::protocol::client::ClientCredentials;
-use device_grant::protocol::form::Form;
+use device_grant::fuzzing::ClientCredentials;
+use device_grant::fuzzing::parse_form;
+use device_grant::store::{LimiterKey, Store};
 use device_grant::{
     ApprovedGrant, AuthMethod, BackendError, Client, Config, DEVICE_CODE_GRANT_TYPE, DeviceCode,
-    DeviceGrant, EndpointRequest, LimiterKey, Limits, MemoryStore, OAuthError, RecordedEvents,
-    RequestContext, ScopeSet, StaticClients, Store, Subject, ToHttp, Token, TokenIssuer,
-    TokenResponse, UserCodeKey, UserCodePolicy, VerificationTicket,
+    DeviceGrant, EndpointRequest, Limits, MemoryStore, OAuthError, RecordedEvents, RequestContext,
+    ScopeSet, StaticClients, Subject, ToHttp, Token, TokenIssuer, TokenResponse, UserCodeKey,
+    UserCodePolicy, VerificationTicket,
 };
 
 const CLIENT_SECRET: &str = "client-SECRET-hunter2-7f3a";
@@ -144,13 +145,13 @@ fn client_credentials_and_forms_hide_secrets() {
     assert_debug_hides("ClientSecret", &secret, &[CLIENT_SECRET]);
 
     let body = format!("client_id=printer&client_secret={CLIENT_SECRET}");
-    let form = Form::parse(body.as_bytes(), &Limits::default()).unwrap();
+    let form = parse_form(body.as_bytes(), &Limits::default()).unwrap();
     assert_debug_hides("Form", &form, &[CLIENT_SECRET]);
     let posted = ClientCredentials::read(&form, None).unwrap();
     assert_debug_hides("ClientCredentials (post)", &posted, &[CLIENT_SECRET]);
 
     let header = basic("printer", CLIENT_SECRET);
-    let empty = Form::parse(b"", &Limits::default()).unwrap();
+    let empty = parse_form(b"", &Limits::default()).unwrap();
     let via_basic = ClientCredentials::read(&empty, Some(&header)).unwrap();
     assert_debug_hides(
         "ClientCredentials (basic)",
@@ -225,7 +226,7 @@ fn codes_and_their_hashes_are_not_printed_in_full() {
     assert_debug_hides(
         "DeviceCodeHash",
         &device_hash,
-        &refs(&renderings(&device_hash.0)),
+        &refs(&renderings(device_hash.as_bytes())),
     );
 
     let policy = UserCodePolicy::default();
@@ -238,7 +239,11 @@ fn codes_and_their_hashes_are_not_printed_in_full() {
     assert_debug_hides("UserCode (typed)", &typed, &user_needles);
     let user_hash = UserCodeKey::new(KEY).unwrap().hash(&user_code);
     // A user-code hash is a brute-force target (the code has ~35 bits): never print it whole.
-    assert_debug_hides("UserCodeHash", &user_hash, &refs(&renderings(&user_hash.0)));
+    assert_debug_hides(
+        "UserCodeHash",
+        &user_hash,
+        &refs(&renderings(user_hash.as_bytes())),
+    );
 }
 
 #[test]
@@ -347,7 +352,7 @@ async fn a_whole_flow_prints_no_secret() {
         codes.user_code.canonical().to_owned(),
         complete,
     ]);
-    secrets.extend(renderings(&codes.device_code.hash().0));
+    secrets.extend(renderings(codes.device_code.hash().as_bytes()));
     assert_debug_hides("DeviceAuthorizationResponse", &codes, &refs(&secrets));
     assert_debug_hides(
         "DeviceAuthorizationResponse as HTTP",
@@ -420,7 +425,7 @@ async fn a_whole_flow_prints_no_secret() {
         .await
         .unwrap()
         .unwrap();
-    secrets.extend(renderings(&record.user_code_hash.0));
+    secrets.extend(renderings(record.user_code_hash.as_bytes()));
     assert_debug_hides("DeviceAuthorization", &record, &refs(&secrets));
     assert_debug_hides("Status", &record.status, &refs(&secrets));
 
@@ -767,7 +772,7 @@ fn no_public_type_derives_debug_over_a_secret_looking_field() {
 #[test]
 fn limiter_keys_and_code_entries_hide_the_key() {
     let session = "session-id-SECRET-77";
-    let key = device_grant::LimiterKey::new(session);
+    let key = device_grant::store::LimiterKey::new(session);
     let entry = device_grant::CodeEntry::from_key(key.clone())
         .signed_in(&device_grant::Subject::new("alice"));
     for shown in [

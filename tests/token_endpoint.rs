@@ -103,7 +103,7 @@ async fn narrowed_scopes_are_returned() {
         .grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();
@@ -130,7 +130,7 @@ async fn denied_is_sticky_until_expiry_then_expired() {
         .grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();
@@ -164,7 +164,7 @@ async fn expiry_at_the_exact_boundary() {
         .grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap_err();

@@ -3,7 +3,8 @@
 mod common;
 
 use common::harness;
-use device_grant::{Event, LimiterKey, ScopeSet, Subject, VerificationError, VerificationTicket};
+use device_grant::store::LimiterKey;
+use device_grant::{Event, ScopeSet, Subject, VerificationError, VerificationTicket};
 
 #[tokio::test]
 async fn typed_codes_are_normalized() {
@@ -20,7 +21,7 @@ async fn typed_codes_are_normalized() {
             .grant
             .verify(
                 &typed,
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
             )
             .await
             .unwrap();
@@ -77,7 +78,9 @@ async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
         h.grant
             .verify(
                 c.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("ip:other"))
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new(
+                    "ip:other"
+                ))
             )
             .await
             .is_ok()
@@ -94,7 +97,7 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
         .grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap();
@@ -142,7 +145,7 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
         h.grant
             .verify(
                 c.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k"))
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k"))
             )
             .await,
         Err(VerificationError::NotFound)
@@ -167,7 +170,7 @@ async fn tickets_name_exactly_one_request() {
         .grant
         .verify(
             a.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap()
@@ -176,7 +179,7 @@ async fn tickets_name_exactly_one_request() {
         .grant
         .verify(
             b.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap()
@@ -202,7 +205,7 @@ async fn tickets_name_exactly_one_request() {
         h.grant
             .verify(
                 b.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k"))
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k"))
             )
             .await
             .is_ok()
@@ -217,7 +220,7 @@ async fn expired_requests_cannot_be_approved() {
         .grant
         .verify(
             c.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
         )
         .await
         .unwrap()
@@ -262,7 +265,7 @@ async fn consent_signals_and_policy() {
         let found = grant
             .verify(
                 c.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("k")),
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("k")),
             )
             .await
             .unwrap();
@@ -298,7 +301,7 @@ async fn consent_signals_and_policy() {
 async fn typos_are_told_apart_and_cost_nothing() {
     let h = common::harness_with(
         common::config().user_code_policy(
-            device_grant::UserCodePolicy::new(device_grant::protocol::user_code::CONSONANTS, 8, 3)
+            device_grant::UserCodePolicy::new(device_grant::UserCodePolicy::CONSONANTS, 8, 3)
                 .unwrap()
                 .with_check_character(),
         ),

@@ -9,11 +9,12 @@ mod common;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use device_grant::store::{DeviceAuthorization, LimiterKey, Status};
 use device_grant::{
     ApprovalData, Approve, ApprovedGrant, BackendError, CodeEntry, ConsentDecision, ConsentPolicy,
-    DeviceAuthorization, DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey,
-    ManualClock, NetworkPolicy, PendingRequest, Proximity, RequestContext, ScopeSet, Status,
-    StepUpProof, Subject, TokenIssuer, TokenResponse, VerificationError, VerificationTicket,
+    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, ManualClock, NetworkPolicy,
+    PendingRequest, Proximity, RequestContext, ScopeSet, StepUpProof, Subject, TokenIssuer,
+    TokenResponse, VerificationError, VerificationTicket,
 };
 use time::Duration;
 

@@ -3,6 +3,8 @@
 //! that never wait (every embedded backend answers at once).
 // Each bench target uses a different subset of these helpers.
 #![allow(dead_code)]
+// Shared by several test binaries: `pub` for them, not for a public API.
+#![allow(unreachable_pub)]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,5 +1,4 @@
-//! The invariants the fuzz targets check, shared with the root crate's
-//! `tests/fuzz_regressions.rs` (which includes this file with `#[path]`), so that
+//! The invariants the fuzz targets check, shared with `tests/regressions.rs`, so that
 //! every input ever saved under `fuzz/corpus` or `fuzz/artifacts` is replayed
 //! through exactly the checks that found it.
 //!
@@ -7,8 +6,6 @@
 //! endpoint parameters, which client, which known code to mutate) and raw bytes
 //! come from the same stream, and an exhausted stream reads as zeros, so every
 //! byte string is a valid input and seeds are easy to write by hand.
-//!
-//! Nothing here may use `crate::` paths: this file is also a module of a test.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -17,13 +14,14 @@ use std::task::{Context, Poll, Waker};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use device_grant::protocol::client::ClientCredentials;
-use device_grant::protocol::form::Form;
+use device_grant::Form;
+use device_grant::fuzzing::{ClientCredentials, parse_form};
+use device_grant::store::LimiterKey;
 use device_grant::{
     ApprovedGrant, AuthMethod, AuthorizationId, BackendError, Budget, Client, CodeEntry, Config,
-    DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, LimiterKey,
-    Limits, ManualClock, OAuthError, RequestContext, RequestError, ScopeSet, StaticClients,
-    Subject, ToHttp, TokenIssuer, TokenResponse, UserCodeKey, UserCodePolicy, VerificationError,
+    DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, Limits,
+    ManualClock, OAuthError, RequestContext, RequestError, ScopeSet, StaticClients, Subject,
+    ToHttp, TokenIssuer, TokenResponse, UserCodeKey, UserCodePolicy, VerificationError,
     VerificationTicket,
 };
 use serde_json::Value;
@@ -153,7 +151,7 @@ fn check_form(body: &[u8], limits: &Limits) {
             }
         })
     };
-    let form = match (Form::parse(body, limits), expected_error) {
+    let form = match (parse_form(body, limits), expected_error) {
         (Ok(form), None) => form,
         (Err(e), Some(expected)) => {
             assert_eq!(e, expected);
@@ -282,7 +280,7 @@ pub fn authorization_header(data: &[u8]) {
         }
         _ => format!("Basic {}", STANDARD.encode(input.rest())),
     };
-    let Ok(form) = Form::parse(&body, &Limits::default()) else {
+    let Ok(form) = parse_form(&body, &Limits::default()) else {
         return;
     };
     check_header_credentials(&form, &header);
@@ -290,7 +288,7 @@ pub fn authorization_header(data: &[u8]) {
 
 fn check_header_credentials(form: &Form<'_>, header: &str) {
     let read = ClientCredentials::read(form, Some(header));
-    let bare = Form::parse(b"", &Limits::default()).expect("the empty body parses");
+    let bare = parse_form(b"", &Limits::default()).expect("the empty body parses");
     let alone = ClientCredentials::read(&bare, Some(header));
     match &alone {
         Ok(c) => {

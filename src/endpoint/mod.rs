@@ -2,9 +2,9 @@
 
 mod budgets;
 mod commit;
-pub mod device_authorization;
-pub mod token;
-pub mod verification;
+pub(crate) mod device_authorization;
+pub(crate) mod token;
+pub(crate) mod verification;
 
 use std::sync::Arc;
 
@@ -150,6 +150,35 @@ impl DeviceGrant {
     /// [`Limits`](crate::Limits).
     pub fn grant_type(&self, request: &EndpointRequest<'_>) -> Result<GrantType, OAuthError> {
         request.grant_type(&self.inner.config.limits)
+    }
+
+    /// The request's form parameters, read with the endpoints' rules and the
+    /// configured [`Limits`](crate::Limits), for the host's own grants at the
+    /// same token endpoint: a body that is not a form, too large, repeats a
+    /// parameter or is not UTF-8 is refused with the same errors as the
+    /// device grant's.
+    ///
+    /// ```
+    /// # let config = device_grant::Config::builder("https://as.example/device", device_grant::UserCodeKey::generate()).build().unwrap();
+    /// # struct Issuer;
+    /// # #[async_trait::async_trait]
+    /// # impl device_grant::TokenIssuer for Issuer {
+    /// #     async fn issue(&self, _: &device_grant::ApprovedGrant) -> Result<device_grant::TokenResponse, device_grant::BackendError> { unimplemented!() }
+    /// # }
+    /// # let grant = device_grant::DeviceGrant::builder(config, std::sync::Arc::new(device_grant::StaticClients::new()), std::sync::Arc::new(Issuer)).build();
+    /// use device_grant::EndpointRequest;
+    ///
+    /// let request = EndpointRequest::form(b"grant_type=refresh_token&refresh_token=r1");
+    /// let form = grant.form(&request).unwrap();
+    /// assert_eq!(form.require("refresh_token").unwrap(), "r1");
+    /// assert_eq!(form.get("scope").unwrap(), None);
+    ///
+    /// let repeated = EndpointRequest::form(b"refresh_token=a&refresh_token=b");
+    /// let err = grant.form(&repeated).unwrap().require("refresh_token").unwrap_err();
+    /// assert_eq!(device_grant::OAuthError::from(err).code().as_str(), "invalid_request");
+    /// ```
+    pub fn form<'a>(&self, request: &EndpointRequest<'a>) -> Result<Form<'a>, OAuthError> {
+        request.parse(self)
     }
 
     /// Authenticates the client of a token-endpoint request exactly as the device

@@ -23,6 +23,18 @@ impl LimiterKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The SHA-256 of this key counted under `budget`: what a shared backend
+    /// keys its counter by, so that it never holds the key (an address, an
+    /// account) itself. The same key under budgets of different window lengths
+    /// gives different counters.
+    pub fn counter_id(&self, budget: &Budget) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(budget.window.whole_seconds().to_be_bytes());
+        h.update(self.0.as_bytes());
+        h.finalize().into()
+    }
 }
 
 impl std::fmt::Debug for LimiterKey {

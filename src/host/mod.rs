@@ -3,10 +3,10 @@
 //! `Arc<dyn …>`; the crate ships in-memory implementations of each except the
 //! token issuer.
 
-pub mod clients;
-pub mod clock;
-pub mod consent;
-pub mod events;
-pub mod issuer;
-pub mod limiter;
-pub mod store;
+pub(crate) mod clients;
+pub(crate) mod clock;
+pub(crate) mod consent;
+pub(crate) mod events;
+pub(crate) mod issuer;
+pub(crate) mod limiter;
+pub(crate) mod store;

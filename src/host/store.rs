@@ -24,7 +24,7 @@ pub enum Inserted {
 /// Records are keyed by [`DeviceAuthorization::device_code_hash`]. A record's
 /// *user-code index entry* maps its [`DeviceAuthorization::user_code_hash`] to
 /// it while the record is *live*: its status is
-/// [`Pending`](crate::Status::Pending) and `now < request.expires_at`. The
+/// [`Pending`](crate::store::Status::Pending) and `now < request.expires_at`. The
 /// entry dies when the record leaves `Pending` (for `Approved`, `Denied`,
 /// `Redeeming` or `Redeemed`, never to come back: no transition returns to
 /// `Pending`) or expires; the record itself stays readable by device code

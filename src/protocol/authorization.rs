@@ -38,9 +38,19 @@ use crate::protocol::user_code::UserCodeHash;
 /// A non-secret identifier of one device authorization, for audit events, for
 /// correlating tokens with the grant they came from, and for revocation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AuthorizationId(pub [u8; 16]);
+pub struct AuthorizationId(pub(crate) [u8; 16]);
 
 impl AuthorizationId {
+    /// The identifier with these bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The identifier's bytes.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     /// A random identifier.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
@@ -390,7 +400,7 @@ impl<'de> serde::Deserialize<'de> for DeviceAuthorization {
 /// Why a transition was refused.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TransitionError {
+pub(crate) enum TransitionError {
     /// The request is no longer pending.
     #[error("the request is no longer pending")]
     NotPending,
@@ -408,7 +418,7 @@ pub enum TransitionError {
 /// What a poll of the token endpoint comes to.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
-pub enum PollOutcome {
+pub(crate) enum PollOutcome {
     /// `authorization_pending`.
     Pending,
     /// `slow_down`; the interval grew to the value given.
@@ -428,7 +438,7 @@ pub enum PollOutcome {
 /// The result of [`DeviceAuthorization::poll`]: the outcome, and the record to
 /// write (compare-and-set) before answering, if the poll changes it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Poll {
+pub(crate) struct Poll {
     /// The outcome.
     pub outcome: PollOutcome,
     /// The next record, if the poll changes state.
@@ -490,7 +500,7 @@ impl DeviceAuthorization {
     }
 
     /// Pending → Approved, for a live request and scopes within those requested.
-    pub fn approve(
+    pub(crate) fn approve(
         &self,
         approval: Approval,
         now: OffsetDateTime,
@@ -507,7 +517,7 @@ impl DeviceAuthorization {
     }
 
     /// Pending → Denied, for a live request.
-    pub fn deny(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {
+    pub(crate) fn deny(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {
         self.check_live(now)?;
         let mut next = self.successor();
         next.status = Status::Denied { at: now };
@@ -516,7 +526,7 @@ impl DeviceAuthorization {
 
     /// Redeeming → Redeemed: the issuer minted the tokens. Expiry does not
     /// matter any more: the tokens exist.
-    pub fn redeemed(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {
+    pub(crate) fn redeemed(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {
         let Status::Redeeming { approval, .. } = &self.status else {
             return Err(TransitionError::NotRedeeming);
         };
@@ -530,7 +540,7 @@ impl DeviceAuthorization {
 
     /// Redeeming → Approved: the issuer minted nothing, so the approval is free
     /// for the device's next poll.
-    pub fn release_redemption(&self) -> Result<Self, TransitionError> {
+    pub(crate) fn release_redemption(&self) -> Result<Self, TransitionError> {
         let Status::Redeeming { approval, .. } = &self.status else {
             return Err(TransitionError::NotRedeeming);
         };
@@ -549,7 +559,7 @@ impl DeviceAuthorization {
     /// being redeemed answers `authorization_pending` until its lease ends, and
     /// is redeemed again after; only a pending request is subject to the pace
     /// rules.
-    pub fn poll(&self, now: OffsetDateTime, rules: &PollingRules) -> Poll {
+    pub(crate) fn poll(&self, now: OffsetDateTime, rules: &PollingRules) -> Poll {
         let outcome_only = |outcome| Poll {
             outcome,
             next: None,

@@ -7,7 +7,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 /// Length in characters of a device code this crate issues (32 bytes, base64url).
-pub const DEVICE_CODE_LEN: usize = 43;
+pub(crate) const DEVICE_CODE_LEN: usize = 43;
 
 /// A device code: the secret a device polls the token endpoint with.
 ///
@@ -79,7 +79,7 @@ impl std::fmt::Debug for DeviceCode {
 
 /// The SHA-256 of a [`DeviceCode`]: the key under which a request is stored.
 #[derive(Clone, Copy, Eq)]
-pub struct DeviceCodeHash(pub [u8; 32]);
+pub struct DeviceCodeHash(pub(crate) [u8; 32]);
 
 impl PartialEq for DeviceCodeHash {
     fn eq(&self, other: &Self) -> bool {

@@ -140,7 +140,7 @@ impl BackendError {
 pub struct Realm(Arc<str>);
 
 /// The longest [`Realm`], in characters.
-pub const MAX_REALM_CHARS: usize = 256;
+pub(crate) const MAX_REALM_CHARS: usize = 256;
 
 /// Why a [`Realm`] was refused.
 #[non_exhaustive]
@@ -149,7 +149,7 @@ pub enum RealmError {
     /// The realm is empty.
     #[error("the realm is empty")]
     Empty,
-    /// The realm is longer than [`MAX_REALM_CHARS`].
+    /// The realm is longer than 256 characters.
     #[error("the realm is longer than 256 characters")]
     TooLong,
     /// The realm has a quote, a backslash, a control character or a character

@@ -30,7 +30,13 @@ impl Default for Limits {
     }
 }
 
-/// A decoded form body.
+/// The parameters of a form-encoded request body, decoded with the rules of
+/// RFC 6749 §3.1 and §3.2 (a parameter sent twice or empty is refused, names
+/// and values are UTF-8) within the configured [`Limits`].
+///
+/// The host gets one from [`DeviceGrant::form`](crate::DeviceGrant::form), to
+/// read the parameters of its own grants at the same token endpoint.
+/// `Debug` shows the names only: values may be secrets.
 #[derive(Clone)]
 pub struct Form<'a> {
     pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
@@ -81,7 +87,7 @@ fn decode_pair(sequence: &[u8]) -> (Cow<'_, str>, Cow<'_, str>) {
 
 /// Whether a `Content-Type` value names a form body (parameters such as
 /// `charset=UTF-8` are allowed).
-pub fn is_form_content_type(value: &str) -> bool {
+pub(crate) fn is_form_content_type(value: &str) -> bool {
     value.split(';').next().is_some_and(|t| {
         t.trim()
             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
@@ -90,7 +96,7 @@ pub fn is_form_content_type(value: &str) -> bool {
 
 impl<'a> Form<'a> {
     /// Decodes a body within `limits`.
-    pub fn parse(body: &'a [u8], limits: &Limits) -> Result<Self, RequestError> {
+    pub(crate) fn parse(body: &'a [u8], limits: &Limits) -> Result<Self, RequestError> {
         if body.len() > limits.max_body_bytes {
             return Err(RequestError::BodyTooLarge(limits.max_body_bytes));
         }

@@ -5,16 +5,16 @@
 //! of its inputs (and of a CSPRNG, for code generation), so the core can be tested
 //! exhaustively without a runtime.
 
-pub mod authorization;
-pub mod client;
-pub mod device_code;
-pub mod error;
-pub mod form;
-pub mod polling;
-pub mod proximity;
-pub mod response;
-pub mod scope;
-pub mod user_code;
+pub(crate) mod authorization;
+pub(crate) mod client;
+pub(crate) mod device_code;
+pub(crate) mod error;
+pub(crate) mod form;
+pub(crate) mod polling;
+pub(crate) mod proximity;
+pub(crate) mod response;
+pub(crate) mod scope;
+pub(crate) mod user_code;
 
 /// Lower-case hex of a byte slice, for `Debug` output of non-secret hashes.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -48,6 +48,16 @@ macro_rules! serde_bytes32 {
             }
         }
         impl $t {
+            /// The hash with these bytes (as a store read them back).
+            pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+
+            /// The hash's bytes (for storage keys).
+            pub const fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
             /// The hash as unpadded base64url text (for storage keys).
             pub fn to_base64url(&self) -> String {
                 use base64::Engine as _;
@@ -57,3 +67,5 @@ macro_rules! serde_bytes32 {
     };
 }
 pub(crate) use serde_bytes32;
+#[cfg(test)]
+mod state_model;

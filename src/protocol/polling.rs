@@ -12,7 +12,7 @@
 use time::{Duration, OffsetDateTime};
 
 /// RFC 8628 §3.5: "the interval MUST be increased by 5 seconds".
-pub const SLOW_DOWN_STEP_SECS: u32 = 5;
+pub(crate) const SLOW_DOWN_STEP_SECS: u32 = 5;
 
 /// A polling interval in whole seconds, as sent in the `interval` member.
 #[derive(
@@ -80,7 +80,7 @@ impl Default for PollingRules {
 
 /// Whether a poll came on time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pace {
+pub(crate) enum Pace {
     /// Answer normally and remember this poll's time.
     OnTime,
     /// Answer `slow_down` and store the grown interval.
@@ -98,7 +98,7 @@ impl PollingRules {
 
     /// Judges a poll at `now`, given the current interval and the time of the last
     /// poll answered normally.
-    pub fn pace(
+    pub(crate) fn pace(
         &self,
         interval: Interval,
         last_normal: Option<OffsetDateTime>,

@@ -29,7 +29,7 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// Compares the device's address with the approver's.
-pub fn proximity(device: Option<IpAddr>, approver: Option<IpAddr>) -> Proximity {
+pub(crate) fn proximity(device: Option<IpAddr>, approver: Option<IpAddr>) -> Proximity {
     let (Some(d), Some(a)) = (device, approver) else {
         return Proximity::Unknown;
     };
@@ -47,7 +47,7 @@ pub fn proximity(device: Option<IpAddr>, approver: Option<IpAddr>) -> Proximity 
 
 /// The source network a device-authorization budget is counted under: the IPv4
 /// address, or the IPv6 /64 (one subscriber's usual allocation).
-pub fn source_network(ip: IpAddr) -> String {
+pub(crate) fn source_network(ip: IpAddr) -> String {
     match canonical(ip) {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {

@@ -7,14 +7,14 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 /// The 20 consonants RFC 8628 §6.1 suggests: no vowels (no words), no look-alikes.
-pub const CONSONANTS: &str = "BCDFGHJKLMNPQRSTVWXZ";
+pub(crate) const CONSONANTS: &str = "BCDFGHJKLMNPQRSTVWXZ";
 
 /// The least entropy, in bits, that a [`UserCodePolicy`] may have. Nine decimal
 /// digits (29.9 bits) pass; eight (26.6 bits) do not. See the README's arithmetic.
-pub const MIN_ENTROPY_BITS: f64 = 29.0;
+pub(crate) const MIN_ENTROPY_BITS: f64 = 29.0;
 
 /// The longest input [`UserCodePolicy::normalize`] reads, in characters.
-pub const MAX_INPUT_CHARS: usize = 64;
+pub(crate) const MAX_INPUT_CHARS: usize = 64;
 
 /// How user codes are drawn and shown: alphabet, length and grouping.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,14 +56,14 @@ pub enum PolicyError {
     /// The alphabet repeats a character (case-insensitively).
     #[error("the alphabet repeats a character")]
     RepeatedCharacter,
-    /// The policy has less entropy than [`MIN_ENTROPY_BITS`].
+    /// The policy has less than 29 bits of entropy.
     #[error(
         "a user code of this policy has {bits:.1} bits of entropy, below the floor of {floor} bits"
     )]
     TooLittleEntropy {
         /// The policy's entropy.
         bits: f64,
-        /// The floor, [`MIN_ENTROPY_BITS`].
+        /// The floor: 29 bits.
         floor: f64,
     },
     /// The code is longer than a person can be asked to type.
@@ -88,7 +88,11 @@ pub enum UserCodeError {
 }
 
 impl UserCodePolicy {
-    /// The default: 8 characters from [`CONSONANTS`], shown `XXXX-XXXX` (34.6 bits).
+    /// The 20 consonants RFC 8628 §6.1 suggests: no vowels (no words), no
+    /// look-alikes. The alphabet of [`UserCodePolicy::consonants`].
+    pub const CONSONANTS: &'static str = CONSONANTS;
+
+    /// The default: 8 characters from [`Self::CONSONANTS`], shown `XXXX-XXXX` (34.6 bits).
     pub fn consonants() -> Self {
         Self::new(CONSONANTS, 8, 4).expect("the default policy is valid")
     }
@@ -294,10 +298,10 @@ impl std::fmt::Debug for UserCode {
 pub struct UserCodeKey(Hmac<Sha256>);
 
 /// The least length of a [`UserCodeKey`] in bytes.
-pub const MIN_KEY_BYTES: usize = 32;
+pub(crate) const MIN_KEY_BYTES: usize = 32;
 
 impl UserCodeKey {
-    /// A key from secret bytes; refuses fewer than [`MIN_KEY_BYTES`].
+    /// A key from secret bytes; refuses fewer than 32 (256 bits).
     pub fn new(secret: &[u8]) -> Result<Self, KeyTooShort> {
         if secret.len() < MIN_KEY_BYTES {
             return Err(KeyTooShort(secret.len()));
@@ -343,14 +347,14 @@ impl std::fmt::Debug for UserCodeKey {
     }
 }
 
-/// A [`UserCodeKey`] shorter than [`MIN_KEY_BYTES`].
+/// A [`UserCodeKey`] shorter than 32 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a user-code key needs at least 32 bytes, got {0}")]
 pub struct KeyTooShort(pub usize);
 
 /// The keyed hash of a [`UserCode`]: the key of the user-code index.
 #[derive(Clone, Copy, Eq)]
-pub struct UserCodeHash(pub [u8; 32]);
+pub struct UserCodeHash(pub(crate) [u8; 32]);
 
 impl PartialEq for UserCodeHash {
     fn eq(&self, other: &Self) -> bool {

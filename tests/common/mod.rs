@@ -1,5 +1,7 @@
 //! A grant wired for tests: manual clock, demo clients, an issuer that counts.
 #![allow(dead_code)]
+// Shared by several test binaries: `pub` for them, not for a public API.
+#![allow(unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,7 +116,7 @@ impl Harness {
             .grant
             .verify(
                 codes.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("test")),
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("test")),
             )
             .await
             .unwrap();

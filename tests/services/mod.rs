@@ -1,5 +1,7 @@
 //! What the adapter tests share: finding the servers the setup script started.
 #![allow(dead_code)]
+// Shared by several test binaries: `pub` for them, not for a public API.
+#![allow(unreachable_pub)]
 
 pub mod scenarios;
 

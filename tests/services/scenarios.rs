@@ -1,15 +1,20 @@
 //! End-to-end scenarios through `DeviceGrant`, shared by the Redis and
 //! PostgreSQL tests: several instances on one store, secrets never stored,
 //! and engine failures answered as typed errors with nothing half-applied.
+// Shared by several test binaries: `pub` for them, not for a public API.
+#![allow(unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+use device_grant::store::{
+    AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Status, Store,
+    UserCodeHash,
+};
 use device_grant::{
-    ApprovedGrant, AttemptLimiter, AuthMethod, BackendError, Client, Config, DeviceAuthorization,
-    DeviceAuthorizationResponse, DeviceCodeHash, DeviceGrant, EndpointRequest, Inserted,
-    LimiterKey, ManualClock, RequestContext, ScopeSet, StaticClients, Status, Store, Subject,
-    ToHttp, TokenIssuer, TokenResponse, UserCodeHash, VerificationError,
+    ApprovedGrant, AuthMethod, BackendError, Client, Config, DeviceAuthorizationResponse,
+    DeviceGrant, EndpointRequest, ManualClock, RequestContext, ScopeSet, StaticClients, Subject,
+    ToHttp, TokenIssuer, TokenResponse, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -335,7 +340,7 @@ pub async fn failures(proxied: Arc<dyn Store>, proxy: Arc<Proxy>, direct: Arc<dy
         grant
             .verify(
                 codes.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s"))
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("s"))
             )
             .await,
         Err(VerificationError::Backend(BackendError::Unavailable(_)))
@@ -381,7 +386,7 @@ pub async fn failures(proxied: Arc<dyn Store>, proxy: Arc<Proxy>, direct: Arc<dy
         match grant
             .verify(
                 codes.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::LimiterKey::new("s")),
+                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("s")),
             )
             .await
         {

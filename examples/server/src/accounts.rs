@@ -1,0 +1,96 @@
+//! The demo registrations: two clients and two people. A real server reads these
+//! from its database; the shapes are the same.
+
+use std::collections::HashMap;
+
+use device_grant::{AuthMethod, Client, ScopeSet, StaticClients};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+/// Every scope this server knows, with what the consent page says about it.
+pub(crate) const SCOPES: &[(&str, &str)] = &[
+    ("openid", "Confirm who you are"),
+    ("profile", "See your name"),
+    ("email", "See your email address"),
+    ("offline_access", "Stay connected when you are not using it"),
+];
+
+/// The registered clients: a public TV app and a confidential printer.
+pub(crate) fn clients() -> StaticClients {
+    let all = ScopeSet::parse("openid profile email offline_access").expect("valid scopes");
+
+    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    tv.name = "Living-room TV".to_owned();
+    tv.allowed_scopes = all.clone();
+    tv.default_scopes = ScopeSet::parse("profile").expect("valid scope");
+
+    let mut printer = Client::new(
+        "printer",
+        vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
+    );
+    printer.name = "Office printer".to_owned();
+    printer.allowed_scopes = all;
+    printer.default_scopes = ScopeSet::parse("profile").expect("valid scope");
+
+    StaticClients::new()
+        .with_public(tv)
+        .with_confidential(printer, "printer-secret")
+}
+
+/// A person who can sign in.
+#[derive(Clone)]
+pub(crate) struct User {
+    /// The stable identifier, used as the token subject.
+    pub username: String,
+    /// The name shown on pages and put in ID tokens.
+    pub name: String,
+    /// The email put in ID tokens (scope `email`).
+    pub email: String,
+    password_sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The people who can sign in.
+pub(crate) struct Users(HashMap<String, User>);
+
+impl Users {
+    /// alice/wonderland and bob/builder.
+    pub(crate) fn demo() -> Self {
+        let user = |username: &str, name: &str, password: &str| User {
+            username: username.to_owned(),
+            name: name.to_owned(),
+            email: format!("{username}@example.com"),
+            // A real server stores a slow, salted hash (Argon2, scrypt): people's
+            // passwords are guessable. SHA-256 keeps this demo dependency-free.
+            password_sha256: Sha256::digest(password.as_bytes()).into(),
+        };
+        Self(
+            [
+                user("alice", "Alice Liddell", "wonderland"),
+                user("bob", "Bob the Builder", "builder"),
+            ]
+            .into_iter()
+            .map(|u| (u.username.clone(), u))
+            .collect(),
+        )
+    }
+
+    /// The user, if the password is theirs.
+    pub(crate) fn check(&self, username: &str, password: &str) -> Option<&User> {
+        let user = self.0.get(username)?;
+        let presented: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        bool::from(presented.ct_eq(&user.password_sha256)).then_some(user)
+    }
+
+    /// The user named `username`.
+    pub(crate) fn get(&self, username: &str) -> Option<&User> {
+        self.0.get(username)
+    }
+}

@@ -1,0 +1,317 @@
+//! The tokens this server mints: opaque random access and refresh tokens, kept
+//! in memory as SHA-256 digests (a leaked table holds no usable token), and an
+//! ID token when `openid` was granted.
+//!
+//! The crate calls [`Tokens::issue`] once per approved device code; the
+//! `refresh_token` grant ([`Tokens::refresh`]) is this server's own. Refresh
+//! tokens rotate: each works once, and the digests of spent ones are kept, so
+//! that a spent token presented again (one side of a stolen copy) revokes its
+//! whole family: every token that came from the same device authorization
+//! (RFC 9700 §4.14.2).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use device_grant::{
+    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, ScopeSet, TokenIssuer,
+    TokenResponse,
+};
+use sha2::{Digest as _, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use super::jwt::Signer;
+
+type Digest = [u8; 32];
+
+/// What an access token stands for: what `/api/me` answers.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessGrant {
+    /// The person.
+    pub subject: String,
+    /// The client acting for them.
+    pub client_id: ClientId,
+    /// What it may do.
+    pub scopes: ScopeSet,
+    expires_at: OffsetDateTime,
+    grant: AuthorizationId,
+}
+
+/// What a refresh token stands for.
+#[derive(Debug, Clone)]
+struct RefreshGrant {
+    subject: String,
+    client_id: ClientId,
+    /// What the person approved: every refresh token of the family keeps it,
+    /// however narrow the access tokens asked for (RFC 6749 §6).
+    scopes: ScopeSet,
+    grant: AuthorizationId,
+    // The person's details put in ID tokens, as approved at consent.
+    claims: serde_json::Value,
+}
+
+/// A rotated-out refresh token: whose, and which family.
+#[derive(Debug, Clone)]
+struct Spent {
+    client_id: ClientId,
+    grant: AuthorizationId,
+}
+
+#[derive(Default)]
+struct Tables {
+    access: HashMap<Digest, AccessGrant>,
+    refresh: HashMap<Digest, RefreshGrant>,
+    /// Spent refresh tokens, until their family is revoked.
+    spent: HashMap<Digest, Spent>,
+}
+
+/// Why a refresh was refused.
+#[derive(Debug)]
+pub(crate) enum RefreshError {
+    /// Unknown, spent, revoked, or another client's (`invalid_grant`).
+    InvalidGrant,
+    /// A scope beyond the approved ones (`invalid_scope`).
+    InvalidScope,
+}
+
+/// The token tables and the minting rules.
+pub(crate) struct Tokens {
+    issuer: String,
+    clock: Arc<dyn Clock>,
+    access_lifetime: Duration,
+    signer: Arc<Signer>,
+    tables: Mutex<Tables>,
+    /// Token responses minted for device codes, counted.
+    issued: Arc<AtomicUsize>,
+}
+
+fn digest(token: &str) -> Digest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+impl Tokens {
+    pub(crate) fn new(
+        issuer: String,
+        clock: Arc<dyn Clock>,
+        access_lifetime: Duration,
+        signer: Arc<Signer>,
+        issued: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
+            issuer,
+            clock,
+            access_lifetime,
+            signer,
+            tables: Mutex::default(),
+            issued,
+        }
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        // Every write is a single insert or remove: a panic elsewhere cannot leave
+        // the tables half-updated, so a poisoned lock is still good.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The grant behind a live access token.
+    pub(crate) fn introspect(&self, access_token: &str) -> Option<AccessGrant> {
+        let now = self.clock.now();
+        self.tables()
+            .access
+            .get(&digest(access_token))
+            .filter(|g| g.expires_at > now)
+            .cloned()
+    }
+
+    /// Revokes every token that came from the device authorization `grant`.
+    pub(crate) fn revoke_grant(&self, grant: AuthorizationId) {
+        let mut tables = self.tables();
+        tables.access.retain(|_, g| g.grant != grant);
+        tables.refresh.retain(|_, g| g.grant != grant);
+        tables.spent.retain(|_, s| s.grant != grant);
+    }
+
+    /// The `refresh_token` grant (RFC 6749 §6) for an authenticated client:
+    /// rotates the refresh token, and may narrow the access token's scopes.
+    /// Only the owner can spend a token; the owner presenting a spent one
+    /// revokes its family.
+    pub(crate) fn refresh(
+        &self,
+        client_id: &ClientId,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, RefreshError> {
+        let key = digest(refresh_token);
+        let old = {
+            let mut tables = self.tables();
+            if let Some(spent) = tables.spent.get(&key).cloned() {
+                // Another client's spent token is just unknown to it.
+                if spent.client_id == *client_id {
+                    drop(tables);
+                    tracing::warn!(
+                        event = "refresh_token_reused",
+                        authorization = %spent.grant,
+                        client_id = client_id.as_str(),
+                        "a spent refresh token was presented again; its family is revoked"
+                    );
+                    self.revoke_grant(spent.grant);
+                }
+                return Err(RefreshError::InvalidGrant);
+            }
+            // Checked before anything is spent: a client cannot destroy a
+            // token it does not own.
+            match tables.refresh.get(&key) {
+                Some(grant) if grant.client_id == *client_id => {}
+                _ => return Err(RefreshError::InvalidGrant),
+            }
+            let scopes_ok = match scope {
+                None => true,
+                Some(s) => ScopeSet::parse(s).is_ok_and(|asked| {
+                    let held = &tables.refresh[&key].scopes;
+                    asked.is_subset(held)
+                }),
+            };
+            if !scopes_ok {
+                return Err(RefreshError::InvalidScope);
+            }
+            let old = tables
+                .refresh
+                .remove(&key)
+                .ok_or(RefreshError::InvalidGrant)?;
+            tables.spent.insert(
+                key,
+                Spent {
+                    client_id: client_id.clone(),
+                    grant: old.grant,
+                },
+            );
+            old
+        };
+        let scopes = match scope.map(ScopeSet::parse) {
+            Some(Ok(asked)) => asked,
+            _ => old.scopes.clone(),
+        };
+        let mut response = self.mint(&old.subject, client_id, &scopes, old.grant, &old.claims);
+        // The family goes on with what was approved, whatever this access
+        // token was narrowed to.
+        let refresh_token = self.new_refresh_token(&old, old.scopes.clone());
+        response.refresh_token = Some(device_grant::Token::new(refresh_token));
+        if scopes != old.scopes {
+            response.scope = Some(scopes);
+        }
+        Ok(response)
+    }
+
+    fn new_refresh_token(&self, family: &RefreshGrant, scopes: ScopeSet) -> String {
+        let token = random_token();
+        self.tables().refresh.insert(
+            digest(&token),
+            RefreshGrant {
+                scopes,
+                ..family.clone()
+            },
+        );
+        token
+    }
+
+    fn mint(
+        &self,
+        subject: &str,
+        client_id: &ClientId,
+        scopes: &ScopeSet,
+        grant: AuthorizationId,
+        claims: &serde_json::Value,
+    ) -> TokenResponse {
+        let now = self.clock.now();
+        let access_token = random_token();
+        let mut response = TokenResponse::bearer(access_token.clone());
+        response.expires_in = Some(self.access_lifetime.whole_seconds().unsigned_abs());
+        let mut tables = self.tables();
+        // Expired access tokens are dropped as new ones are minted, so that the
+        // table follows the number of live tokens.
+        tables.access.retain(|_, g| g.expires_at > now);
+        tables.access.insert(
+            digest(&access_token),
+            AccessGrant {
+                subject: subject.to_owned(),
+                client_id: client_id.clone(),
+                scopes: scopes.clone(),
+                expires_at: now + self.access_lifetime,
+                grant,
+            },
+        );
+        drop(tables);
+        if scopes.contains("openid") {
+            let id_token = self.id_token(subject, client_id, scopes, claims, now);
+            response.id_token = Some(device_grant::Token::new(id_token));
+        }
+        response
+    }
+
+    /// An OpenID Connect ID token: who signed in, for which client, until when;
+    /// `name` and `email` only when those scopes were granted.
+    fn id_token(
+        &self,
+        subject: &str,
+        client_id: &ClientId,
+        scopes: &ScopeSet,
+        claims: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> String {
+        let mut token = serde_json::json!({
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": client_id.as_str(),
+            "iat": now.unix_timestamp(),
+            "exp": (now + Duration::minutes(10)).unix_timestamp(),
+        });
+        for (scope, claim) in [
+            ("openid", "auth_time"),
+            ("profile", "name"),
+            ("email", "email"),
+        ] {
+            if let Some(value) = claims.get(claim).filter(|_| scopes.contains(scope)) {
+                token[claim] = value.clone();
+            }
+        }
+        self.signer.sign(&token)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenIssuer for Tokens {
+    async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
+        let approval = &grant.approval;
+        let claims: serde_json::Value = approval
+            .data
+            .as_ref()
+            .and_then(|data| data.decode().ok())
+            .unwrap_or_default();
+        self.issued.fetch_add(1, Ordering::SeqCst);
+        let mut response = self.mint(
+            approval.subject.as_str(),
+            &grant.client.id,
+            &approval.scopes,
+            grant.id,
+            &claims,
+        );
+        if approval.scopes.contains("offline_access") {
+            let family = RefreshGrant {
+                subject: approval.subject.as_str().to_owned(),
+                client_id: grant.client.id.clone(),
+                scopes: approval.scopes.clone(),
+                grant: grant.id,
+                claims,
+            };
+            let token = self.new_refresh_token(&family, approval.scopes.clone());
+            response.refresh_token = Some(device_grant::Token::new(token));
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,77 @@
+//! For store authors: what a backend implements, the records it keeps, and
+//! the suite that checks it.
+//!
+//! A host picks a store and passes it to
+//! [`DeviceGrantBuilder::store`](crate::DeviceGrantBuilder::store); it never
+//! needs this module. An adapter (a crate that keeps device authorizations in
+//! a database) implements [`Store`] and, to count wrong user codes across
+//! instances, [`AttemptLimiter`], and proves both with [`conformance`]
+//! (feature `test-util`).
+//!
+//! - The records: [`DeviceAuthorization`] with its [`Status`], keyed by
+//!   [`DeviceCodeHash`] and indexed by [`UserCodeHash`]. They hold hashes of
+//!   the codes, never the codes.
+//! - The record format: [`encode_record`] and [`decode_record`] give the
+//!   versioned JSON form that every 1.x release reads (see
+//!   [`DeviceAuthorization`], *Serialized format*).
+//! - Each trait documents, per method, the preconditions, the exact result
+//!   for each outcome, atomicity, and whether it may block.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use device_grant::store::{decode_record, encode_record, Store};
+//! use device_grant::MemoryStore;
+//!
+//! let record = device_grant::store::conformance::pending_record(
+//!     device_grant::store::conformance::base_time(),
+//! );
+//! let json = encode_record(&record).unwrap();
+//! assert!(json.contains(r#""v":1"#));
+//! assert_eq!(decode_record(&json).unwrap(), record);
+//! # let _ = MemoryStore::new().by_device_code(&record.device_code_hash).await;
+//! # });
+//! ```
+
+#[cfg(feature = "test-util")]
+pub mod conformance;
+
+pub use crate::host::limiter::{Admission, AttemptLimiter, LimiterKey};
+pub use crate::host::store::{Inserted, Store};
+pub use crate::protocol::authorization::{DeviceAuthorization, Status};
+pub use crate::protocol::device_code::DeviceCodeHash;
+pub use crate::protocol::user_code::UserCodeHash;
+
+use crate::protocol::error::BackendError;
+
+/// A record as JSON text in the stable format (`"v": 1`), holding only hashes
+/// of the codes.
+pub fn encode_record(record: &DeviceAuthorization) -> Result<String, BackendError> {
+    serde_json::to_string(record).map_err(BackendError::other)
+}
+
+/// A record from JSON text that [`encode_record`] (of this or any 1.x
+/// release) wrote.
+///
+/// Text that is not such a record is [`BackendError::Corrupt`], whose message
+/// says where the JSON broke, never what it held.
+pub fn decode_record(json: &str) -> Result<DeviceAuthorization, BackendError> {
+    serde_json::from_str(json).map_err(|e| {
+        BackendError::Corrupt(format!(
+            "stored record is not a device authorization (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_records_do_not_echo_their_content() {
+        let err = decode_record("{\"device_code_hash\": \"secret-looking\"").unwrap_err();
+        assert!(matches!(err, BackendError::Corrupt(_)));
+        assert!(!err.to_string().contains("secret-looking"), "{err}");
+    }
+}
