@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! source scripts/setup/10-services.sh
-//! cargo run --release --all-features --example store_load
+//! cargo run --release --example store_load
 //! ```
 //!
 //! Reads `DEVICE_GRANT_REDIS_URL` and `DEVICE_GRANT_POSTGRES_URL`; a store

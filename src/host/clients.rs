@@ -49,7 +49,7 @@ pub trait ClientRegistry: Send + Sync {
 ///
 /// ```
 /// use device_grant::{AuthMethod, Client, StaticClients};
-/// use device_grant::protocol::client::RegistrationError;
+/// use device_grant::RegistrationError;
 ///
 /// let tv = Client::new("tv-app", vec![AuthMethod::None]);
 /// let printer = Client::new("printer", vec![AuthMethod::ClientSecretBasic]);

@@ -9,8 +9,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use device_grant::{MemoryLimiter, MemoryStore, Store, AttemptLimiter};
-//! use device_grant::conformance;
+//! use device_grant::store::{conformance, AttemptLimiter, Store};
+//! use device_grant::{MemoryLimiter, MemoryStore};
 //!
 //! conformance::run(|| async { Arc::new(MemoryStore::new()) as Arc<dyn Store> }).await;
 //! conformance::run_limiter(|| async {
