@@ -31,6 +31,24 @@
 //! # let _ = MemoryStore::new().by_device_code(&record.device_code_hash).await;
 //! # });
 //! ```
+//!
+//! A store keeps records; it never changes one's meaning. The state machine's
+//! transitions are the endpoints' alone:
+//!
+//! ```compile_fail
+//! # fn f(record: device_grant::store::DeviceAuthorization) {
+//! let denied = record.deny(time::OffsetDateTime::now_utc()); // not public
+//! # }
+//! ```
+//!
+//! and a hash is built from bytes a store read back, never by reaching into
+//! its fields:
+//!
+//! ```compile_fail
+//! # fn f(hash: device_grant::store::DeviceCodeHash) {
+//! let bytes: [u8; 32] = hash.0; // private: use `as_bytes`
+//! # }
+//! ```
 
 #[cfg(feature = "test-util")]
 pub mod conformance;

@@ -2,7 +2,7 @@
 //! verification, sign-in and consent pages at a phone's size, while the device
 //! polls; then the device has its token. Each page is kept as a screenshot
 //! (under `target/tmp/screenshots`; with `UPDATE_SCREENSHOTS=1`, in
-//! `docs/screenshots`, which the README shows).
+//! `examples/server/screenshots`, which the README shows).
 //!
 //! Needs `chromium` and `chromedriver` (Debian's `chromium`, `chromium-driver`):
 //! `scripts/setup/20-browser.sh` installs them.
@@ -93,7 +93,7 @@ async fn start_browser(driver: &Driver, profile: &std::path::Path) -> Client {
 
 fn screenshot_dir() -> PathBuf {
     let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("screenshots")
     } else {
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
     };
