@@ -269,7 +269,9 @@ fn errors_carry_no_secret() {
         OAuthError::InvalidGrant,
         OAuthError::UnsupportedGrantType,
         OAuthError::AuthorizationPending,
-        OAuthError::SlowDown,
+        OAuthError::SlowDown {
+            interval: device_grant::Interval::DEFAULT,
+        },
         OAuthError::AccessDenied,
         OAuthError::ExpiredToken,
         OAuthError::UserCodesExhausted,

@@ -61,6 +61,36 @@ async fn slow_down_escalates_by_five_seconds_and_persists() {
     assert_eq!(slowed, [10, 15, 20, 25]);
 }
 
+/// A `slow_down` answer carries the interval the device must now keep, beside
+/// the error (RFC 8628 leaves room for it; GitHub's cli/oauth reads it there),
+/// so that a client need not count the 5-second steps itself.
+#[tokio::test]
+async fn slow_down_says_the_interval_to_keep() {
+    let h = harness_with(common::config().polling(PollingRules {
+        leeway: time::Duration::ZERO,
+        ..PollingRules::default()
+    }));
+    let c = h.start("client_id=tv-app").await;
+    let dc = c.device_code.secret();
+    let pending = h.poll("tv-app", dc).await.to_http();
+    let body: serde_json::Value = serde_json::from_str(&pending.body).unwrap();
+    assert_eq!(body["error"], "authorization_pending");
+    assert!(body.get("interval").is_none(), "{body}");
+    for expected in [10, 15] {
+        h.advance(1);
+        let slow = h.poll("tv-app", dc).await;
+        assert!(
+            matches!(slow, Err(OAuthError::SlowDown { interval }) if interval.secs() == expected),
+            "{slow:?}"
+        );
+        let response = slow.to_http();
+        assert_eq!(response.status, 400);
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(body["error"], "slow_down");
+        assert_eq!(body["interval"], expected, "{body}");
+    }
+}
+
 #[tokio::test]
 async fn approved_is_redeemed_whatever_the_pace_then_invalid_grant() {
     let h = harness();

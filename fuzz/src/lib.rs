@@ -893,7 +893,7 @@ impl World {
             State::Pending if pace_touched => assert!(
                 matches!(
                     poll,
-                    Err(OAuthError::AuthorizationPending | OAuthError::SlowDown)
+                    Err(OAuthError::AuthorizationPending | OAuthError::SlowDown { .. })
                 ),
                 "{poll:?}"
             ),
@@ -904,7 +904,7 @@ impl World {
                     "{poll:?}"
                 )
             }
-            State::Pending => assert!(matches!(poll, Err(OAuthError::SlowDown)), "{poll:?}"),
+            State::Pending => assert!(matches!(poll, Err(OAuthError::SlowDown { .. })), "{poll:?}"),
             State::Approved => self.check_redeem(PENDING, poll),
             State::Denied => assert!(matches!(poll, Err(OAuthError::AccessDenied)), "{poll:?}"),
         }

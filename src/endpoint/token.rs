@@ -93,7 +93,7 @@ impl DeviceGrant {
                                 client_id: client_id(),
                                 interval,
                             });
-                            Err(OAuthError::SlowDown)
+                            Err(OAuthError::SlowDown { interval })
                         }
                         PollOutcome::Denied => Err(OAuthError::AccessDenied),
                         PollOutcome::Expired => Err(OAuthError::ExpiredToken),

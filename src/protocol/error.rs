@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::protocol::polling::Interval;
 use crate::protocol::response::HttpResponse;
 
 /// An error code of RFC 6749 §5.2 or RFC 8628 §3.5, as sent in the `error` member.
@@ -240,9 +241,14 @@ pub enum OAuthError {
     /// The person has not yet approved or denied the request (RFC 8628 §3.5).
     #[error("authorization pending")]
     AuthorizationPending,
-    /// The device polls faster than its interval; the interval grew by 5 seconds.
-    #[error("slow down")]
-    SlowDown,
+    /// The device polls faster than its interval; the interval grew by 5
+    /// seconds to `interval`, which the response carries beside the error
+    /// (`"interval": 10`) so that a client need not count the steps itself.
+    #[error("slow down: poll at most every {} s", interval.secs())]
+    SlowDown {
+        /// The interval the device must now keep.
+        interval: Interval,
+    },
     /// The person denied the request.
     #[error("access denied")]
     AccessDenied,
@@ -315,7 +321,7 @@ impl OAuthError {
             Self::InvalidGrant => ErrorCode::InvalidGrant,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::AuthorizationPending => ErrorCode::AuthorizationPending,
-            Self::SlowDown => ErrorCode::SlowDown,
+            Self::SlowDown { .. } => ErrorCode::SlowDown,
             Self::AccessDenied => ErrorCode::AccessDenied,
             Self::ExpiredToken => ErrorCode::ExpiredToken,
             Self::UserCodesExhausted
@@ -368,11 +374,19 @@ impl OAuthError {
             error: &'static str,
             #[serde(skip_serializing_if = "Option::is_none")]
             error_description: Option<&'a str>,
+            // `slow_down` only: the interval to keep from now on (RFC 8628
+            // §3.5 allows more members; RFC 6749 §5.2 clients ignore them).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            interval: Option<u32>,
         }
         let description = self.description();
         let body = Body {
             error: self.code().as_str(),
             error_description: description.as_deref(),
+            interval: match self {
+                Self::SlowDown { interval } => Some(interval.secs()),
+                _ => None,
+            },
         };
         let mut response = HttpResponse::json(self.status(), &body);
         if let Self::RateLimited { retry_after } | Self::Overloaded { retry_after } = self {
@@ -425,7 +439,9 @@ mod tests {
             OAuthError::InvalidGrant,
             OAuthError::UnsupportedGrantType,
             OAuthError::AuthorizationPending,
-            OAuthError::SlowDown,
+            OAuthError::SlowDown {
+                interval: Interval::DEFAULT,
+            },
             OAuthError::AccessDenied,
             OAuthError::ExpiredToken,
             OAuthError::Backend(BackendError::Timeout),

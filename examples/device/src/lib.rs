@@ -73,6 +73,8 @@ struct Tokens {
 struct ErrorBody {
     error: String,
     error_description: Option<String>,
+    /// With `slow_down`, servers such as device-grant say the interval to keep.
+    interval: Option<u64>,
 }
 
 /// Backing off after a connection error never waits longer than this.
@@ -242,8 +244,14 @@ async fn poll(
         match error.error.as_str() {
             "authorization_pending" => {}
             // §3.5: "the interval MUST be increased by 5 seconds for this and
-            // all subsequent requests".
-            "slow_down" => interval += Duration::from_secs(5),
+            // all subsequent requests"; a server that says more is obeyed.
+            "slow_down" => {
+                let stepped = interval + Duration::from_secs(5);
+                interval = error
+                    .interval
+                    .map(Duration::from_secs)
+                    .map_or(stepped, |said| said.max(stepped));
+            }
             "access_denied" => return Err(FlowError::Denied),
             "expired_token" => return Err(FlowError::Expired),
             _ => return Err(FlowError::Refused(format_error(&error))),

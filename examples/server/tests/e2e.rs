@@ -315,10 +315,11 @@ async fn polling_too_fast_gets_slow_down_and_a_longer_interval() {
         raw_poll(&server, code).await.1["error"],
         "authorization_pending"
     );
-    assert_eq!(raw_poll(&server, code).await, (400, raw_error("slow_down")));
+    // The answer says the interval to keep from now on.
+    assert_eq!(raw_poll(&server, code).await, (400, slow_down(10)));
     // The interval is now 10 s: 6 s later is still too early (it was not at 5 s)…
     clock.advance(time::Duration::seconds(6));
-    assert_eq!(raw_poll(&server, code).await.1["error"], "slow_down");
+    assert_eq!(raw_poll(&server, code).await, (400, slow_down(15)));
     // …and after the grown interval the device is answered normally again.
     clock.advance(time::Duration::seconds(15));
     assert_eq!(
@@ -334,12 +335,12 @@ async fn polling_too_fast_gets_slow_down_and_a_longer_interval() {
     );
 }
 
-fn raw_error(code: &str) -> Value {
-    let description = match code {
-        "slow_down" => "slow down",
-        _ => unreachable!(),
-    };
-    serde_json::json!({"error": code, "error_description": description})
+fn slow_down(interval: u32) -> Value {
+    serde_json::json!({
+        "error": "slow_down",
+        "error_description": format!("slow down: poll at most every {interval} s"),
+        "interval": interval,
+    })
 }
 
 #[tokio::test]
