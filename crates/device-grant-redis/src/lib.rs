@@ -31,10 +31,21 @@
 //! records, which keeps that index bounded. TTLs follow Redis's clock, the
 //! rest the crate's: keep the two in sync (NTP) as for any expiry.
 //!
-//! # Redis Cluster
+//! # One primary
 //!
-//! The scripts derive keys from the prefix, so all of a store's keys must live
-//! on one node: give a cluster a prefix with a hash tag, e.g. `{device-grant}`.
+//! The store speaks to one Redis primary over one connection. Redis Cluster is
+//! not supported: the scripts derive keys from the prefix instead of receiving
+//! them all in `KEYS`, which a cluster refuses (`CROSSSLOT`) or routes
+//! elsewhere (`MOVED`).
+//!
+//! # Durability
+//!
+//! Redis replication is asynchronous: after a failover, the promoted replica
+//! may lack the last acknowledged writes, so a redeemed code can read as
+//! approved again and a denial as pending. Exactly-once redemption and a
+//! denial that stays denied hold as far as Redis keeps acknowledged writes
+//! (AOF with `appendfsync always`, no failover). The guide `docs/instances.md`
+//! has the table for every store.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
