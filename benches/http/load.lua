@@ -18,6 +18,7 @@
 local threads = {}
 
 function setup(thread)
+  thread:set("thread_index", #threads)
   table.insert(threads, thread)
 end
 
@@ -27,6 +28,7 @@ local next_request = 1
 local max = 0
 local seen = 0
 local pool_file = nil
+thread_index = 0
 counts = {}
 
 function init(args)
@@ -40,8 +42,19 @@ function init(args)
   elseif mode == "poll" then
     local prefix = "grant_type=urn:ietf:params:oauth:grant-type:device_code"
       .. "&client_id=tv-app&device_code="
+    -- With several wrk threads (LOAD_THREADS, set by run.sh), thread i polls
+    -- only the codes on lines i, i + n, i + 2n…: no two threads poll one code,
+    -- so each code is still polled once per rotation. A file with fewer codes
+    -- than threads (the ceiling's one code) is shared whole.
+    local codes = {}
     for code in io.lines(args[3]) do
-      requests[#requests + 1] = wrk.format("POST", "/token", form, prefix .. code)
+      codes[#codes + 1] = code
+    end
+    local n = tonumber(os.getenv("LOAD_THREADS") or "1") or 1
+    for i, code in ipairs(codes) do
+      if #codes < n or (i - 1) % n == thread_index then
+        requests[#requests + 1] = wrk.format("POST", "/token", form, prefix .. code)
+      end
     end
     if #requests == 0 then
       error("no device codes in " .. args[3])

@@ -1,12 +1,17 @@
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 use time::{Duration, OffsetDateTime};
 
 use crate::host::store::{Inserted, Store};
-use crate::protocol::authorization::DeviceAuthorization;
+use crate::protocol::authorization::{
+    AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails, Status,
+};
+use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
+use crate::protocol::polling::Interval;
+use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCodeHash;
 
 // A power of two. Many shards keep lock contention small, and the pause of one
@@ -34,10 +39,91 @@ fn shard_of(prefix: u64) -> usize {
 /// reads the (boxed) records.
 ///
 /// Boxed, and in a table of 16-byte slots: a table grows by doubling and so is up
-/// to half empty, and empty 16-byte slots cost a tenth of empty 192-byte ones.
+/// to half empty, and empty 16-byte slots cost a tenth of empty 200-byte ones.
 struct Slot {
     key: u64,
-    record: Box<DeviceAuthorization>,
+    record: Box<Stored>,
+}
+
+/// A record as the store keeps it: a [`DeviceAuthorization`] in one allocation
+/// instead of two (the record and its `Arc<RequestDetails>`), with the request
+/// context boxed only when the device sent one and the status only once it is
+/// no longer pending. Reads build the `DeviceAuthorization` back.
+struct Stored {
+    device_code_hash: DeviceCodeHash,
+    user_code_hash: UserCodeHash,
+    id: AuthorizationId,
+    client_id: ClientId,
+    scopes: ScopeSet,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    context: Option<Box<RequestContext>>,
+    status: Option<Box<Status>>,
+    interval: Interval,
+    last_poll: Option<OffsetDateTime>,
+    purge_at: OffsetDateTime,
+    version: u64,
+}
+
+impl Stored {
+    fn new(r: &DeviceAuthorization) -> Self {
+        let c = &r.request.context;
+        let empty = c.ip.is_none() && c.user_agent.is_none() && c.extra.is_empty();
+        Self {
+            device_code_hash: r.device_code_hash,
+            user_code_hash: r.user_code_hash,
+            id: r.id,
+            client_id: r.request.client_id.clone(),
+            scopes: r.request.scopes.clone(),
+            created_at: r.request.created_at,
+            expires_at: r.request.expires_at,
+            context: (!empty).then(|| Box::new(c.clone())),
+            status: None,
+            interval: r.interval,
+            last_poll: None,
+            purge_at: r.purge_at,
+            version: 0,
+        }
+        .with_state_of(r)
+    }
+
+    /// Takes what a transition changes: status, interval, last poll and version
+    /// (the `Store` contract keeps the rest of a successor as it was).
+    fn with_state_of(mut self, r: &DeviceAuthorization) -> Self {
+        self.set_state(r);
+        self
+    }
+
+    fn set_state(&mut self, r: &DeviceAuthorization) {
+        self.status = (!r.status.is_pending()).then(|| Box::new(r.status.clone()));
+        self.interval = r.interval;
+        self.last_poll = r.last_poll;
+        self.version = r.version;
+    }
+
+    fn is_pending(&self) -> bool {
+        self.status.is_none()
+    }
+
+    fn to_record(&self) -> DeviceAuthorization {
+        DeviceAuthorization {
+            id: self.id,
+            device_code_hash: self.device_code_hash,
+            user_code_hash: self.user_code_hash,
+            request: Arc::new(RequestDetails {
+                client_id: self.client_id.clone(),
+                scopes: self.scopes.clone(),
+                created_at: self.created_at,
+                expires_at: self.expires_at,
+                context: self.context.as_deref().cloned().unwrap_or_default(),
+            }),
+            status: self.status.as_deref().cloned().unwrap_or(Status::Pending),
+            interval: self.interval,
+            last_poll: self.last_poll,
+            purge_at: self.purge_at,
+            version: self.version,
+        }
+    }
 }
 
 /// A user-code index entry: prefixes of the user-code hash and of the record's
@@ -142,25 +228,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether a slot holds the record of `device`. The full digests are compared as
-/// plain bytes: `DeviceCodeHash`'s own comparison is constant-time, which a table
-/// probing on a digest does not need, as the bytes whose timing could leak are
-/// those of a SHA-256 output and reveal nothing about a code.
-fn holds(slot: &Slot, key: u64, device: &[u8; 32]) -> bool {
-    slot.key == key && same(&slot.record.device_code_hash.0, device)
-}
-
-/// `a == b` in four word compares (the array comparison calls `memcmp`).
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let word = |x: &[u8; 32], i: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&x[i..i + 8]);
-        u64::from_le_bytes(w)
-    };
-    [0, 8, 16, 24]
-        .into_iter()
-        .fold(0, |diff, i| diff | (word(a, i) ^ word(b, i)))
-        == 0
+/// Whether a slot holds the record of `device` (its prefix `key` and its full
+/// hash).
+fn holds(slot: &Slot, key: u64, device: &DeviceCodeHash) -> bool {
+    slot.key == key && slot.record.device_code_hash == *device
 }
 
 impl MemoryStore {
@@ -212,8 +283,8 @@ impl Store for MemoryStore {
             prefix(&record.user_code_hash.0),
             prefix(&record.device_code_hash.0),
         );
-        let full = &record.device_code_hash.0;
-        let boxed = Box::new(record.clone());
+        let full = &record.device_code_hash;
+        let boxed = Box::new(Stored::new(record));
         // The one place two locks are held: a code shard, then a record shard
         // (nothing takes them in the other order), so that checking both keys
         // and claiming both is one step.
@@ -264,8 +335,8 @@ impl Store for MemoryStore {
         let key = prefix(&hash.0);
         Ok(lock(&self.records[shard_of(key)])
             .table
-            .find(key, |s| holds(s, key, &hash.0))
-            .map(|s| DeviceAuthorization::clone(&s.record)))
+            .find(key, |s| holds(s, key, hash))
+            .map(|s| s.record.to_record()))
     }
 
     async fn by_user_code(
@@ -286,9 +357,9 @@ impl Store for MemoryStore {
         Ok(lock(&self.records[shard_of(device)])
             .table
             .find(device, |s| {
-                s.key == device && s.record.status.is_pending() && s.record.user_code_hash == *hash
+                s.key == device && s.record.is_pending() && s.record.user_code_hash == *hash
             })
-            .map(|s| DeviceAuthorization::clone(&s.record)))
+            .map(|s| s.record.to_record()))
     }
 
     async fn compare_and_set(
@@ -301,7 +372,7 @@ impl Store for MemoryStore {
             let mut records = lock(&self.records[shard_of(device)]);
             let Some(slot) = records
                 .table
-                .find_mut(device, |s| holds(s, device, &next.device_code_hash.0))
+                .find_mut(device, |s| holds(s, device, &next.device_code_hash))
             else {
                 return Ok(false);
             };
@@ -309,9 +380,8 @@ impl Store for MemoryStore {
             if current.version != expected_version || next.version != expected_version + 1 {
                 return Ok(false);
             }
-            let left_pending = current.status.is_pending() && !next.status.is_pending();
-            // In place: the box is reused, nothing is allocated.
-            **current = next.clone();
+            let left_pending = current.is_pending() && !next.status.is_pending();
+            current.set_state(next);
             left_pending
         };
         if left_pending {

@@ -36,6 +36,7 @@ use device_grant::{
     MemoryLimiter, MemoryStore, NetworkPolicy, PollingRules, SystemClock, UserCodeKey,
 };
 use time::Duration;
+use tower::Layer as _;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 pub use address::ClientAddress;
@@ -377,6 +378,16 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
     let host = Host {
         sessions: sessions.clone(),
     };
+    // The pages a person walks through: the only routes with sessions and
+    // cookies. The OAuth endpoints authenticate each request on its own and
+    // never read a session, so they do not pay for one.
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route("/device", get(pages::enter_code).post(pages::submit_code))
+        .route("/login", get(pages::sign_in_form).post(pages::sign_in))
+        .route("/logout", post(pages::sign_out))
+        .route("/consent", get(pages::consent).post(pages::decide))
+        .layer(session::layer(sessions, &cookies));
     let router = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
@@ -386,21 +397,21 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         .route("/device_authorization", post(oauth::device_authorization))
         .route("/token", post(oauth::token))
         .route("/api/me", get(oauth::me))
-        .route("/", get(pages::home))
-        .route("/device", get(pages::enter_code).post(pages::submit_code))
-        .route("/login", get(pages::sign_in_form).post(pages::sign_in))
-        .route("/logout", post(pages::sign_out))
-        .route("/consent", get(pages::consent).post(pages::decide))
         .route("/static/style.css", get(views::stylesheet))
-        .layer(session::layer(sessions, &cookies))
-        .layer(axum::middleware::map_response(views::security_headers))
-        // Every form and OAuth request here is a few hundred bytes.
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(RequestBodyTimeoutLayer::new(limits.request_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request,
-        ))
+        .merge(pages)
+        // What every request gets, as one layer (outermost first): axum boxes
+        // each `Router::layer` around every route, so one stack costs one box.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    limits.request,
+                ))
+                .layer(RequestBodyTimeoutLayer::new(limits.request_body))
+                // Every form and OAuth request here is a few hundred bytes.
+                .layer(DefaultBodyLimit::max(MAX_BODY))
+                .layer(axum::middleware::map_response(views::security_headers)),
+        )
         .with_state(app);
     Ok((router, host))
 }
@@ -444,8 +455,10 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        // The peer address as an extension of each request, as axum's own
+        // `into_make_service_with_connect_info` hands it over.
         let service = hyper_util::service::TowerToHyperService::new(
-            router.clone().layer(axum::Extension(ConnectInfo(peer))),
+            axum::Extension(ConnectInfo(peer)).layer(router.clone()),
         );
         let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         tokio::spawn(async move {

@@ -185,9 +185,11 @@ pub(crate) fn oauth_response(response: HttpResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut out = (status, response.body).into_response();
     for (name, value) in response.headers {
+        // The crate's header names are lower-case constants; the values are
+        // moved, not copied.
         if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
+            HeaderName::from_lowercase(name.as_bytes()),
+            HeaderValue::try_from(value),
         ) {
             out.headers_mut().insert(name, value);
         }
