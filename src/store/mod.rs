@@ -82,9 +82,38 @@ pub fn decode_record(json: &str) -> Result<DeviceAuthorization, BackendError> {
     })
 }
 
+/// A connection URL with its password (and its query, where a password can
+/// also hide: `?password=`) replaced by `***`, for an adapter's `Debug` output
+/// and errors. Text that is not a URL gives `<unparsable url>`, never itself.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            if parsed.query().is_some() {
+                parsed.set_query(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redacted_url("redis://user:hunter2@cache:6379/0"),
+            "redis://user:***@cache:6379/0"
+        );
+        let pg = redacted_url("postgres://app:s3cret@db/grant?password=other&sslmode=require");
+        assert!(!pg.contains("s3cret") && !pg.contains("other"), "{pg}");
+        assert_eq!(redacted_url("not a url s3cret"), "<unparsable url>");
+    }
 
     #[test]
     fn corrupt_records_do_not_echo_their_content() {

@@ -57,7 +57,7 @@ use time::OffsetDateTime;
 
 use device_grant::store::{
     Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Store,
-    UserCodeHash, decode_record as decode, encode_record as encode,
+    UserCodeHash, decode_record as decode, encode_record as encode, redacted_url,
 };
 use device_grant::{BackendError, Budget};
 
@@ -165,7 +165,11 @@ impl Default for RedisOptions {
 /// the `redis` crate is built with TLS); errors never show the password.
 pub async fn connect(url: &str, options: RedisOptions) -> Result<ConnectionManager, BackendError> {
     let client = redis::Client::open(url).map_err(|e| {
-        BackendError::Unavailable(format!("bad redis URL {}: {:?}", redact_url(url), e.kind()))
+        BackendError::Unavailable(format!(
+            "bad redis URL {}: {:?}",
+            redacted_url(url),
+            e.kind()
+        ))
     })?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(options.connection_timeout))
@@ -178,7 +182,7 @@ pub async fn connect(url: &str, options: RedisOptions) -> Result<ConnectionManag
         .await
         .map_err(|e| match backend_error(e) {
             BackendError::Unavailable(why) => {
-                BackendError::Unavailable(format!("redis at {}: {why}", redact_url(url)))
+                BackendError::Unavailable(format!("redis at {}: {why}", redacted_url(url)))
             }
             other => other,
         })
@@ -483,23 +487,6 @@ impl AttemptLimiter for RedisLimiter {
     }
 }
 
-/// A connection URL with its password replaced, for `Debug` and errors.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            // Query parameters can carry passwords too (`?password=`).
-            if parsed.query().is_some() {
-                parsed.set_query(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparsable url>".to_owned(),
-    }
-}
-
 /// What an insert of a device-code hash that is already stored fails with.
 const DUPLICATE_DEVICE_CODE: &str = "a record with this device-code hash is already stored";
 
@@ -522,22 +509,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
-}
-
-#[cfg(test)]
-mod url_tests {
-    use super::*;
-
-    #[test]
-    fn urls_lose_their_passwords() {
-        assert_eq!(
-            redact_url("redis://user:hunter2@cache:6379/0"),
-            "redis://user:***@cache:6379/0"
-        );
-        let pg = redact_url("postgres://app:s3cret@db/grant?password=other&sslmode=require");
-        assert!(!pg.contains("s3cret") && !pg.contains("other"), "{pg}");
-        assert_eq!(redact_url("not a url s3cret"), "<unparsable url>");
-    }
 }
 
 #[cfg(test)]
