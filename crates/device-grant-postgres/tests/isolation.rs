@@ -235,7 +235,10 @@ async fn racing_writes_never_fail_at(level: &'static str) {
                 Err(e) => failures.push(format!("acquire: {e:?}")),
             }
         }
-        assert!(admitted <= 5, "{admitted} attempts admitted on a budget of 5");
+        assert!(
+            admitted <= 5,
+            "{admitted} attempts admitted on a budget of 5"
+        );
     }
 
     let shown: Vec<_> = failures.iter().take(5).collect();
