@@ -30,7 +30,7 @@
 //! SERIALIZABLE): every statement runs in a transaction of its own, begun
 //! with `BEGIN ISOLATION LEVEL READ COMMITTED` and committed at once. The
 //! three are pipelined (sent together, one round trip), so this costs no
-//! latency.
+//! extra round trip.
 //!
 //! READ COMMITTED is the level whose semantics the statements rely on, and the
 //! correct one for each, rather than mapping serialization failures back to
@@ -54,11 +54,13 @@
 //!   instance before it committed (a REPEATABLE READ snapshot, taken before
 //!   the lock was granted, would not, and would apply them again).
 //!
-//! Each statement touches one row (the purge, rows it locks without waiting),
-//! so deadlocks are not expected either. Should the server still cancel one
-//! (SQLSTATE 40P01, or 40001), its transaction has rolled back whole and
-//! changed nothing: the operation runs again, at most three times in all,
-//! within [`PostgresOptions::timeout`], then fails with [`BackendError::Other`].
+//! The statements that race lock one row each, so they cannot deadlock; the
+//! store's purge takes only rows no one else holds (`SKIP LOCKED`); two
+//! limiter purges running at once could deadlock, in principle. Should the
+//! server cancel a statement (SQLSTATE 40P01, or 40001), its transaction has
+//! rolled back whole and changed nothing: the operation runs again, at most three
+//! times in all, within [`PostgresOptions::timeout`], then fails with
+//! [`BackendError::Other`].
 //!
 //! # TLS
 //!
