@@ -1,6 +1,8 @@
 # Sourced by scripts/test: installs (if missing) and starts a Redis and a
 # PostgreSQL server on loopback for the adapters' tests, then exports
-# DEVICE_GRANT_REDIS_URL and DEVICE_GRANT_POSTGRES_URL.
+# DEVICE_GRANT_REDIS_URL and DEVICE_GRANT_POSTGRES_URL. The PostgreSQL server
+# also takes TLS, with a certificate for localhost and 127.0.0.1 from a
+# throwaway CA made here; DEVICE_GRANT_POSTGRES_CA is that CA's PEM file.
 #
 # Sourced, so: no `exit`, no `set` changes, idempotent, and quick when both
 # servers already answer. Ports are not the defaults so that a system-wide
@@ -10,12 +12,39 @@ dg_redis_port="${DEVICE_GRANT_REDIS_PORT:-6391}"
 dg_pg_port="${DEVICE_GRANT_PG_PORT:-5441}"
 dg_state="${DEVICE_GRANT_SERVICES_DIR:-/tmp/device-grant-services}"
 dg_pg_data="$dg_state/pg"
+dg_tls="$dg_state/tls"
 
 dg_pg_bin() {
   # Debian puts the server binaries in a versioned directory; take the newest.
   local dir
   dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
   [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
+
+dg_pg_tls_files() {
+  # The CA and the server's certificate and key, made once (EC P-256, ten
+  # years). Only for tests: the CA's key stays beside it.
+  [ -s "$dg_tls/ca.pem" ] && [ -s "$dg_tls/server.crt" ] && [ -s "$dg_tls/server.key" ] && return 0
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "installing openssl from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+  rm -rf "$dg_tls"
+  mkdir -p "$dg_tls"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=device-grant test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$dg_tls/ca.key" -out "$dg_tls/ca.pem" 2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$dg_tls/server.key" -out "$dg_tls/server.csr" 2>/dev/null
+  printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$dg_tls/server.ext"
+  openssl x509 -req -in "$dg_tls/server.csr" -CA "$dg_tls/ca.pem" -CAkey "$dg_tls/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$dg_tls/server.ext" -out "$dg_tls/server.crt" 2>/dev/null
+  # The server refuses a key that others can read.
+  chmod 600 "$dg_tls/server.key" "$dg_tls/ca.key"
+  chown -R postgres:postgres "$dg_tls"
 }
 
 dg_redis_up() {
@@ -50,6 +79,8 @@ if ! dg_redis_up || ! dg_pg_up; then
       rm -rf "$dg_pg_data"
       su postgres -s /bin/sh -c "'$dg_bin/initdb' -D '$dg_pg_data' -U postgres -A trust --no-sync" >/dev/null
     fi
+    # A data directory from an earlier run may say ssl = on: the files first.
+    dg_pg_tls_files
     # Stale pid file from a killed run: pg_ctl would refuse to start.
     rm -f "$dg_pg_data/postmaster.pid"
     su postgres -s /bin/sh -c "'$dg_bin/pg_ctl' -D '$dg_pg_data' -l '$dg_state/pg.log' -w -t 60 \
@@ -69,10 +100,33 @@ if dg_pg_up; then
     "SELECT 1 FROM pg_database WHERE datname = 'device_grant_test'" | grep -q 1; then
     psql -q -h 127.0.0.1 -p "$dg_pg_port" -U postgres -c "CREATE DATABASE device_grant_test" >/dev/null
   fi
+  # TLS, also for a server started earlier without it: ALTER SYSTEM (kept in
+  # the data directory) and a reload, which needs no restart.
+  dg_pg_tls_files
+  dg_pg_ssl() {
+    psql -h 127.0.0.1 -p "$dg_pg_port" -U postgres -tAc \
+      "SELECT current_setting('ssl') || ' ' || current_setting('ssl_cert_file')" 2>/dev/null
+  }
+  if [ "$(dg_pg_ssl)" != "on $dg_tls/server.crt" ]; then
+    psql -q -h 127.0.0.1 -p "$dg_pg_port" -U postgres \
+      -c "ALTER SYSTEM SET ssl_cert_file = '$dg_tls/server.crt'" \
+      -c "ALTER SYSTEM SET ssl_key_file = '$dg_tls/server.key'" \
+      -c "ALTER SYSTEM SET ssl = on" \
+      -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 1 50); do
+      if [ "$(dg_pg_ssl)" = "on $dg_tls/server.crt" ]; then break; fi
+      sleep 0.1
+    done
+    if [ "$(dg_pg_ssl)" != "on $dg_tls/server.crt" ]; then
+      echo "WARNING: postgresql did not turn TLS on; see $dg_state/pg.log" >&2
+    fi
+  fi
+  unset -f dg_pg_ssl
 fi
 
 export DEVICE_GRANT_REDIS_URL="redis://127.0.0.1:$dg_redis_port/"
 export DEVICE_GRANT_POSTGRES_URL="postgres://postgres@127.0.0.1:$dg_pg_port/device_grant_test"
-echo "redis: $DEVICE_GRANT_REDIS_URL  postgres: $DEVICE_GRANT_POSTGRES_URL"
-unset -f dg_pg_bin dg_redis_up dg_pg_up
-unset dg_redis_port dg_pg_port dg_state dg_pg_data dg_bin
+export DEVICE_GRANT_POSTGRES_CA="$dg_tls/ca.pem"
+echo "redis: $DEVICE_GRANT_REDIS_URL  postgres: $DEVICE_GRANT_POSTGRES_URL (TLS CA: $DEVICE_GRANT_POSTGRES_CA)"
+unset -f dg_pg_bin dg_redis_up dg_pg_up dg_pg_tls_files
+unset dg_redis_port dg_pg_port dg_state dg_pg_data dg_bin dg_tls

@@ -23,6 +23,70 @@
 //! expired, and the insert tried once more. A pending poll is
 //! two round trips (the read and the compare-and-set), on prepared statements.
 //!
+//! # Isolation
+//!
+//! The store works whatever the server's, database's, role's or session's
+//! `default_transaction_isolation` (READ COMMITTED, REPEATABLE READ or
+//! SERIALIZABLE): every statement runs in a transaction of its own, begun
+//! with `BEGIN ISOLATION LEVEL READ COMMITTED` and committed at once. The
+//! three are pipelined (sent together, one round trip), so this costs no
+//! extra round trip.
+//!
+//! READ COMMITTED is the level whose semantics the statements rely on, and the
+//! correct one for each, rather than mapping serialization failures back to
+//! outcomes:
+//!
+//! - **compare-and-set** (`UPDATE … WHERE version = $expected`): a concurrent
+//!   writer's row is waited for and the `WHERE` evaluated again on the
+//!   committed version, so a lost race is `Ok(false)` and a win `Ok(true)`.
+//!   At REPEATABLE READ the same race raises SQLSTATE 40001 instead, and it
+//!   cannot simply be read as `Ok(false)`: the concurrent writer may have been
+//!   an insert releasing an expired user code (which leaves the version
+//!   alone, so the compare-and-set should have won) or a purge.
+//! - **insert** (`INSERT … ON CONFLICT DO NOTHING`) and the **limiter**
+//!   (`INSERT … ON CONFLICT DO UPDATE … WHERE`): each either inserts or finds
+//!   the committed conflicting row (and, for the limiter, locks and updates it),
+//!   never a 40001 for a row committed after the statement began.
+//! - **reads** see the last committed record, as at every level for one
+//!   statement.
+//! - **[`migrate`]**: its transaction is READ COMMITTED too, so that an
+//!   instance that waited on the advisory lock sees the migrations the
+//!   instance before it committed (a REPEATABLE READ snapshot, taken before
+//!   the lock was granted, would not, and would apply them again).
+//!
+//! The statements that race lock one row each, so they cannot deadlock; the
+//! store's purge takes only rows no one else holds (`SKIP LOCKED`); two
+//! limiter purges running at once could deadlock, in principle. Should the
+//! server cancel a statement (SQLSTATE 40P01, or 40001), its transaction has
+//! rolled back whole and changed nothing: the operation runs again, at most three
+//! times in all, within [`PostgresOptions::timeout`], then fails with
+//! [`BackendError::Other`].
+//!
+//! # TLS
+//!
+//! With the crate feature `tls`, connections can use TLS, through rustls (with
+//! the *ring* provider) and `tokio-postgres-rustls`. TLS is used when
+//! [`PostgresOptions::require_tls`] is set, or when the URL says
+//! `sslmode=require`, `sslmode=verify-ca` or `sslmode=verify-full`; it is then
+//! required (no fallback to plain text), and the server's certificate is
+//! always verified, chain and host name, whichever of the three modes: unlike
+//! libpq's `require`, there is no mode that encrypts without checking whom it
+//! talks to. The certificate must chain to
+//!
+//! - the PEM certificates of [`PostgresOptions::tls_ca_pem`], if set (a private
+//!   CA, or a self-signed server certificate);
+//! - else those of the file named by the URL's `sslrootcert=<path>`;
+//! - else one of Mozilla's root certificates (`webpki-roots`).
+//!
+//! The host name checked is the URL's host: a server reached as `127.0.0.1`
+//! needs a certificate naming that address. A connection refused for its
+//! certificate fails with [`BackendError::Unavailable`] saying why (for
+//! example `invalid peer certificate: UnknownIssuer`), and never shows the
+//! password. Without TLS asked for, connections are plain, as without the
+//! feature (`sslmode=prefer`, tokio-postgres's default, does not try TLS).
+//! Asking for TLS from a build without the feature is an error, never a silent
+//! plain-text connection. Client certificates are not supported.
+//!
 //! # Purge
 //!
 //! Rows are not deleted by themselves: the host schedules
@@ -37,7 +101,10 @@ use std::time::Duration as StdDuration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use time::OffsetDateTime;
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use device_grant::store::{
@@ -69,6 +136,15 @@ pub struct PostgresOptions {
     pub timeout: StdDuration,
     /// Whether [`PostgresStore::connect_with`] applies the migrations. Default true.
     pub migrate: bool,
+    /// Requires TLS (crate feature `tls`), whatever the URL's `sslmode`: see
+    /// [TLS](crate#tls). Default false: TLS only if the URL asks for it
+    /// (`sslmode=require`, `verify-ca` or `verify-full`). Without the feature,
+    /// setting it makes [`pool`] fail.
+    pub require_tls: bool,
+    /// The CA certificate(s), PEM, that the server's certificate must chain to
+    /// when TLS is used, instead of the URL's `sslrootcert` file or Mozilla's
+    /// roots: for a private CA or a self-signed deployment. Default none.
+    pub tls_ca_pem: Option<String>,
 }
 
 impl Default for PostgresOptions {
@@ -78,26 +154,30 @@ impl Default for PostgresOptions {
             pool_size: 16,
             timeout: StdDuration::from_secs(5),
             migrate: true,
+            require_tls: false,
+            tls_ca_pem: None,
         }
     }
 }
 
 /// Builds a pool for `url` (`postgres://user:password@host:port/db`, or the
-/// key-value form), without TLS: for TLS, build a `deadpool_postgres::Pool`
-/// with a TLS connector and use [`PostgresStore::new`]. Errors never show the
-/// password.
+/// key-value form), with TLS if the URL or `options` ask for it (see
+/// [TLS](crate#tls)). Errors never show the password.
 pub fn pool(url: &str, options: &PostgresOptions) -> Result<Pool, BackendError> {
-    let mut config: tokio_postgres::Config = url
+    let (url_text, ca_file) = take_tls_params(url)?;
+    let mut config: tokio_postgres::Config = url_text
         .parse()
         .map_err(|_| BackendError::Unavailable(format!("bad postgres URL {}", redact_url(url))))?;
     config.connect_timeout(options.timeout);
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = if options.require_tls || config.get_ssl_mode() == SslMode::Require {
+        config.ssl_mode(SslMode::Require);
+        tls_manager(config, options, ca_file, manager_config)?
+    } else {
+        Manager::from_config(config, NoTls, manager_config)
+    };
     Pool::builder(manager)
         .max_size(options.pool_size)
         .wait_timeout(Some(options.timeout))
@@ -106,6 +186,122 @@ pub fn pool(url: &str, options: &PostgresOptions) -> Result<Pool, BackendError> 
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(BackendError::other)
+}
+
+/// `url` without the parameters that tokio-postgres does not know, and the
+/// `sslrootcert` file if one was given: `sslmode=verify-ca` and
+/// `sslmode=verify-full` become `sslmode=require` (which verifies as fully
+/// here), and `sslrootcert=<path>` is taken out. Only the URL form carries
+/// them; the key-value form is left as it is.
+fn take_tls_params(url: &str) -> Result<(String, Option<String>), BackendError> {
+    let Some((head, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    if !(head.starts_with("postgres://") || head.starts_with("postgresql://")) {
+        return Ok((url.to_owned(), None));
+    }
+    let mut ca_file = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" if value == "verify-ca" || value == "verify-full" => {
+                kept.push("sslmode=require");
+            }
+            "sslrootcert" => {
+                let path = percent_encoding::percent_decode_str(value)
+                    .decode_utf8()
+                    .map_err(|_| BackendError::other("sslrootcert is not UTF-8"))?;
+                ca_file = Some(path.into_owned());
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}?{}", kept.join("&"))
+    };
+    Ok((url, ca_file))
+}
+
+#[cfg(feature = "tls")]
+fn tls_manager(
+    config: tokio_postgres::Config,
+    options: &PostgresOptions,
+    ca_file: Option<String>,
+    manager_config: ManagerConfig,
+) -> Result<Manager, BackendError> {
+    let connector = match (&options.tls_ca_pem, ca_file) {
+        (Some(pem), _) => tls::connector(Some((pem.as_bytes(), "PostgresOptions::tls_ca_pem")))?,
+        (None, Some(path)) => {
+            let pem = std::fs::read(&path).map_err(|e| {
+                BackendError::other(format!("cannot read the sslrootcert file {path:?}: {e}"))
+            })?;
+            tls::connector(Some((&pem, &format!("the sslrootcert file {path:?}"))))?
+        }
+        (None, None) => tls::connector(None)?,
+    };
+    Ok(Manager::from_config(config, connector, manager_config))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_manager(
+    _: tokio_postgres::Config,
+    _: &PostgresOptions,
+    _: Option<String>,
+    _: ManagerConfig,
+) -> Result<Manager, BackendError> {
+    Err(BackendError::other(
+        "TLS was asked for (sslmode=require/verify-ca/verify-full, or \
+         PostgresOptions::require_tls), but device-grant-postgres was built without its \
+         feature `tls`",
+    ))
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use std::sync::Arc;
+
+    use device_grant::BackendError;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use tokio_postgres_rustls::MakeRustlsConnect;
+
+    /// A connector that verifies the server's certificate (chain and host
+    /// name) against the PEM certificates of `ca` (and what they come from,
+    /// for errors), or else Mozilla's roots.
+    pub(crate) fn connector(ca: Option<(&[u8], &str)>) -> Result<MakeRustlsConnect, BackendError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some((pem, source)) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| {
+                        BackendError::other(format!("bad CA certificate in {source}: {e}"))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        BackendError::other(format!("bad CA certificate in {source}: {e}"))
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(BackendError::other(format!(
+                        "no PEM certificate in {source}"
+                    )));
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        // The provider named, not the process default: another crate in the
+        // host may enable a second one.
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(BackendError::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(MakeRustlsConnect::new(config))
+    }
 }
 
 fn check_schema(schema: &str) -> Result<(), BackendError> {
@@ -130,8 +326,25 @@ fn backend_error(e: tokio_postgres::Error) -> BackendError {
         BackendError::other(e)
     } else {
         // Not an answer from the server: the connection broke or never was.
-        BackendError::Unavailable(e.to_string())
+        BackendError::Unavailable(with_causes(&e))
     }
+}
+
+/// `e` and its causes, `: `-separated: tokio-postgres shows only "error
+/// performing TLS handshake", and its cause says which certificate check
+/// failed.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut shown = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !shown.ends_with(&text) {
+            shown.push_str(": ");
+            shown.push_str(&text);
+        }
+        cause = c.source();
+    }
+    shown
 }
 
 fn pool_error(e: PoolError) -> BackendError {
@@ -148,7 +361,14 @@ fn pool_error(e: PoolError) -> BackendError {
 pub async fn migrate(pool: &Pool, schema: &str) -> Result<(), BackendError> {
     check_schema(schema)?;
     let mut client = pool.get().await.map_err(pool_error)?;
-    let tx = client.transaction().await.map_err(backend_error)?;
+    // READ COMMITTED whatever the default: each statement after the lock must
+    // see what the instance that held it before committed.
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(backend_error)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('device_grant_migrate:' || $1))",
         &[&schema],
@@ -264,12 +484,18 @@ impl PostgresStore {
     /// Connects with `options`, applying the migrations unless told not to.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, BackendError> {
         let pool = pool(url, &options)?;
-        if options.migrate {
-            migrate(&pool, &options.schema).await?;
+        let reached = if options.migrate {
+            migrate(&pool, &options.schema).await
         } else {
             // Still prove the database answers, as the doc promises.
-            drop(pool.get().await.map_err(pool_error)?);
-        }
+            pool.get().await.map(drop).map_err(pool_error)
+        };
+        reached.map_err(|e| match e {
+            BackendError::Unavailable(why) => {
+                BackendError::Unavailable(format!("cannot connect to {}: {why}", redact_url(url)))
+            }
+            other => other,
+        })?;
         let mut store = Self::new(pool, &options.schema)?;
         store.timeout = options.timeout;
         Ok(store)
@@ -302,21 +528,14 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Runs one statement on a pooled connection, within the timeout.
+    /// Runs one statement on a pooled connection, in a READ COMMITTED
+    /// transaction of its own, within the timeout.
     async fn query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, BackendError> {
-        timed(self.timeout, async {
-            let client = self.pool.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(backend_error)?;
-            client
-                .query(&statement, params)
-                .await
-                .map_err(backend_error)
-        })
-        .await
+        query_rows(&self.pool, self.timeout, sql, params).await
     }
 
     async fn execute(
@@ -324,15 +543,7 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, BackendError> {
-        timed(self.timeout, async {
-            let client = self.pool.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(backend_error)?;
-            client
-                .execute(&statement, params)
-                .await
-                .map_err(backend_error)
-        })
-        .await
+        execute_count(&self.pool, self.timeout, sql, params).await
     }
 
     async fn read_one(
@@ -350,6 +561,83 @@ impl PostgresStore {
             None => Ok(None),
         }
     }
+}
+
+/// How many times an operation runs when the server cancels its transaction
+/// (SQLSTATE 40001 or 40P01): see [Isolation](crate#isolation).
+const ATTEMPTS: usize = 3;
+
+/// Runs the prepared statement `$sql` through `$client.$method(&statement,
+/// $params)` in a transaction of its own at READ COMMITTED, whatever the
+/// session's default level; again if the server cancelled it (rolled back
+/// whole), up to [`ATTEMPTS`] in all; within `$limit`. A macro rather than a
+/// function: the query's future borrows the pooled client.
+macro_rules! read_committed {
+    ($pool:expr, $limit:expr, $sql:expr, $method:ident, $params:expr) => {
+        timed($limit, async {
+            let client = $pool.get().await.map_err(pool_error)?;
+            let statement = client.prepare_cached($sql).await.map_err(backend_error)?;
+            let mut attempt = 1;
+            loop {
+                match in_read_committed(&client, client.$method(&statement, $params)).await {
+                    Err(e) if attempt < ATTEMPTS && is_cancelled_transaction(&e) => attempt += 1,
+                    result => return result.map_err(backend_error),
+                }
+            }
+        })
+    };
+}
+
+/// The rows of one statement, run as [`read_committed!`] says.
+async fn query_rows(
+    pool: &Pool,
+    limit: StdDuration,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, BackendError> {
+    read_committed!(pool, limit, sql, query, params).await
+}
+
+/// How many rows one statement changed, run as [`read_committed!`] says.
+async fn execute_count(
+    pool: &Pool,
+    limit: StdDuration,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, BackendError> {
+    read_committed!(pool, limit, sql, execute, params).await
+}
+
+/// `BEGIN ISOLATION LEVEL READ COMMITTED`, the statement of `op`, `COMMIT`:
+/// pipelined, the three sent at once and run in order. `op` must send its
+/// request when first polled (a query on a prepared [`tokio_postgres::Statement`] does; one
+/// on SQL text would prepare first, after `COMMIT` was sent). When the
+/// statement fails, the server ends the transaction at `COMMIT` (answering
+/// `ROLLBACK`), and its error is returned.
+async fn in_read_committed<T>(
+    client: &tokio_postgres::Client,
+    op: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    let (begun, result, committed) = futures_util::future::join3(
+        client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED"),
+        op,
+        client.batch_execute("COMMIT"),
+    )
+    .await;
+    begun?;
+    let value = result?;
+    committed?;
+    Ok(value)
+}
+
+/// Whether the server cancelled the statement's transaction for a
+/// serialization failure or a deadlock: rolled back, nothing changed.
+fn is_cancelled_transaction(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+    )
 }
 
 async fn timed<T>(
@@ -523,15 +811,7 @@ impl PostgresLimiter {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, BackendError> {
-        timed(self.timeout, async {
-            let client = self.pool.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(backend_error)?;
-            client
-                .execute(&statement, params)
-                .await
-                .map_err(backend_error)
-        })
-        .await
+        execute_count(&self.pool, self.timeout, sql, params).await
     }
 }
 
@@ -608,5 +888,53 @@ mod url_tests {
         let pg = redact_url("postgres://app:s3cret@db/grant?password=other&sslmode=require");
         assert!(!pg.contains("s3cret") && !pg.contains("other"), "{pg}");
         assert_eq!(redact_url("not a url s3cret"), "<unparsable url>");
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_urls() {
+        let take = |url: &str| take_tls_params(url).unwrap();
+        assert_eq!(
+            take("postgres://u@h/db"),
+            ("postgres://u@h/db".into(), None)
+        );
+        assert_eq!(
+            take(
+                "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem&application_name=a"
+            ),
+            (
+                "postgres://u@h/db?sslmode=require&application_name=a".into(),
+                Some("/etc/ca x.pem".into())
+            )
+        );
+        assert_eq!(
+            take("postgresql://h/db?sslrootcert=ca.pem"),
+            ("postgresql://h/db".into(), Some("ca.pem".into()))
+        );
+        assert_eq!(
+            take("postgres://h/db?sslmode=verify-ca"),
+            ("postgres://h/db?sslmode=require".into(), None)
+        );
+        // The key-value form is tokio-postgres's to parse.
+        assert_eq!(
+            take("host=h sslmode=require"),
+            ("host=h sslmode=require".into(), None)
+        );
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_without_the_feature_is_an_error() {
+        let asked = PostgresOptions {
+            require_tls: true,
+            ..PostgresOptions::default()
+        };
+        let e = pool("postgres://u@h/db", &asked).unwrap_err();
+        assert!(e.to_string().contains("feature `tls`"), "{e}");
+        let e = pool(
+            "postgres://u@h/db?sslmode=require",
+            &PostgresOptions::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("feature `tls`"), "{e}");
     }
 }
