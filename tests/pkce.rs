@@ -8,7 +8,7 @@ use common::{Harness, harness, harness_with, poll_body};
 use device_grant::store::{DeviceAuthorization, Store, encode_record};
 use device_grant::{
     CodeChallenge, CodeVerifierError, DeviceAuthorizationResponse, EndpointRequest, ErrorCode,
-    Event, OAuthError, PollingRules, RequestContext, RequestError, ToHttp, TokenResponse,
+    Event, OAuthError, PollingRules, RequestContext, RequestError, TokenResponse,
 };
 
 // RFC 7636 Appendix B.
