@@ -40,6 +40,7 @@ fn record(i: u64, now: OffsetDateTime) -> DeviceAuthorization {
             created_at: now,
             expires_at: now + Duration::minutes(30),
             context: RequestContext::default(),
+            code_challenge: None,
         },
         Interval::DEFAULT,
         Duration::minutes(10),

@@ -147,6 +147,7 @@ pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret, Registrat
 pub use protocol::device_code::DeviceCode;
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, Realm, RealmError, RequestError};
 pub use protocol::form::{Form, Limits};
+pub use protocol::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifierError};
 pub use protocol::polling::{Interval, PollingRules};
 pub use protocol::proximity::Proximity;
 pub use protocol::response::HttpResponse;

@@ -2,6 +2,7 @@
 
 use crate::endpoint::token::DEVICE_CODE_GRANT_TYPE;
 use crate::protocol::client::AuthMethod;
+use crate::protocol::pkce::CodeChallengeMethod;
 
 /// RFC 8414 §2: what an absent `grant_types_supported` means.
 const RFC8414_DEFAULT_GRANT_TYPES: &[&str] = &["authorization_code", "implicit"];
@@ -19,6 +20,9 @@ pub struct Metadata {
     pub grant_types_supported: Vec<&'static str>,
     /// The client authentication methods the crate accepts.
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The PKCE code challenge methods the device authorization endpoint
+    /// accepts (RFC 8414 §2, RFC 7636): `["S256"]`.
+    pub code_challenge_methods_supported: Vec<&'static str>,
 }
 
 impl Metadata {
@@ -35,6 +39,7 @@ impl Metadata {
             .iter()
             .map(|m| m.as_str())
             .collect(),
+            code_challenge_methods_supported: vec![CodeChallengeMethod::S256.as_str()],
         }
     }
 
@@ -45,6 +50,9 @@ impl Metadata {
     /// is what its absence announced: `grant_types_supported` from
     /// `["authorization_code", "implicit"]`,
     /// `token_endpoint_auth_methods_supported` from `["client_secret_basic"]`.
+    /// An absent `code_challenge_methods_supported` means no PKCE, so it starts
+    /// empty; a list the document has (for its authorization code grant) keeps
+    /// its methods, and gains `S256`.
     /// A server that serves neither of those grants lists its own grant types
     /// in the document before merging.
     pub fn merge_into(&self, document: &mut serde_json::Map<String, serde_json::Value>) {
@@ -62,6 +70,11 @@ impl Metadata {
                 "token_endpoint_auth_methods_supported",
                 RFC8414_DEFAULT_AUTH_METHODS,
                 &self.token_endpoint_auth_methods_supported,
+            ),
+            (
+                "code_challenge_methods_supported",
+                &[],
+                &self.code_challenge_methods_supported,
             ),
         ] {
             // Created empty, the array would withdraw the defaults its absence
@@ -104,6 +117,26 @@ mod tests {
         assert_eq!(
             doc["device_authorization_endpoint"],
             "https://as.example/device_authorization"
+        );
+        assert_eq!(
+            doc["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+    }
+
+    #[test]
+    fn pkce_methods_merge_with_the_hosts() {
+        // A host whose authorization code grant also serves `plain` keeps it
+        // there; the device grant adds only `S256`, once.
+        let mut doc = serde_json::json!({
+            "issuer": "https://as.example",
+            "code_challenge_methods_supported": ["plain", "S256"],
+        });
+        let map = doc.as_object_mut().unwrap();
+        Metadata::new("https://as.example/device_authorization").merge_into(map);
+        assert_eq!(
+            doc["code_challenge_methods_supported"],
+            serde_json::json!(["plain", "S256"])
         );
     }
 

@@ -251,6 +251,7 @@ fn pending_under(hash: UserCodeHash, now: OffsetDateTime) -> DeviceAuthorization
             created_at: now,
             expires_at: now + Duration::minutes(10),
             context: RequestContext::default(),
+            code_challenge: None,
         },
         Interval::DEFAULT,
         Duration::minutes(10),

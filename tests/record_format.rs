@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use device_grant::store::{DeviceAuthorization, DeviceCodeHash, Status, UserCodeHash};
 use device_grant::{
-    Approval, AuthorizationId, ClientId, Interval, RequestContext, RequestDetails, ScopeSet,
-    Subject,
+    Approval, AuthorizationId, ClientId, CodeChallenge, Interval, RequestContext, RequestDetails,
+    ScopeSet, Subject,
 };
 use serde_json::{Value, json};
 use time::{Date, Month, OffsetDateTime};
@@ -66,6 +66,7 @@ fn record(status: Status, version: u64) -> DeviceAuthorization {
                 user_agent: Some("Living-room TV/2.1 (\"quoted\" \\ back)".to_owned()),
                 extra,
             },
+            code_challenge: None,
         }),
         status,
         interval: Interval::from_secs(10).unwrap(),
@@ -80,6 +81,10 @@ fn fixtures() -> Vec<(&'static str, &'static str, DeviceAuthorization)> {
     let mut pending = record(Status::Pending, 0);
     pending.interval = Interval::DEFAULT;
     pending.last_poll = None;
+    // A request made with a PKCE code challenge (RFC 7636 Appendix B's).
+    let mut pkce = pending.clone();
+    Arc::make_mut(&mut pkce.request).code_challenge =
+        Some(CodeChallenge::s256("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM").unwrap());
     vec![
         (
             "record-v1-pending.json",
@@ -128,6 +133,11 @@ fn fixtures() -> Vec<(&'static str, &'static str, DeviceAuthorization)> {
                 5,
             ),
         ),
+        (
+            "record-v1-pkce.json",
+            include_str!("fixtures/record-v1-pkce.json"),
+            pkce,
+        ),
     ]
 }
 
@@ -137,7 +147,7 @@ fn read(json: &str) -> Result<DeviceAuthorization, serde_json::Error> {
 
 #[test]
 fn every_status_has_a_fixture() {
-    let names: Vec<&str> = fixtures()
+    let names: std::collections::BTreeSet<&str> = fixtures()
         .iter()
         .map(|(_, _, r)| match r.status {
             Status::Pending => "pending",
@@ -150,8 +160,45 @@ fn every_status_has_a_fixture() {
         .collect();
     assert_eq!(
         names,
-        ["pending", "approved", "denied", "redeeming", "redeemed"]
+        ["pending", "approved", "denied", "redeeming", "redeemed"].into()
     );
+}
+
+/// The optional `code_challenge` (PKCE) is written only when present: records
+/// without one keep the shape older releases wrote and read.
+#[test]
+fn the_code_challenge_is_optional_and_only_written_when_present() {
+    for (name, json, record) in fixtures() {
+        let fixture: Value = serde_json::from_str(json).unwrap();
+        let today = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            fixture["request"].get("code_challenge").is_some(),
+            record.request.code_challenge.is_some(),
+            "{name}"
+        );
+        assert_eq!(
+            today["request"].get("code_challenge"),
+            fixture["request"].get("code_challenge"),
+            "{name}"
+        );
+    }
+    let (_, json, want) = &fixtures()[5];
+    assert_eq!(
+        read(json).unwrap().request.code_challenge,
+        want.request.code_challenge
+    );
+    assert!(
+        want.request
+            .code_challenge
+            .as_ref()
+            .unwrap()
+            .verify("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+    );
+    // A challenge of a method this release does not know is refused, not
+    // read as a request without PKCE.
+    let mut other: Value = serde_json::from_str(json).unwrap();
+    other["request"]["code_challenge"]["method"] = json!("S512");
+    assert!(serde_json::from_value::<DeviceAuthorization>(other).is_err());
 }
 
 #[test]
@@ -230,6 +277,12 @@ fn unknown_fields_are_ignored() {
             .as_object_mut()
             .unwrap()
             .insert("added_later".to_owned(), json!(null));
+        if let Some(challenge) = object["request"].get_mut("code_challenge") {
+            challenge
+                .as_object_mut()
+                .unwrap()
+                .insert("added_later".to_owned(), json!(true));
+        }
         if let Some(approval) = object.get_mut("approval") {
             approval
                 .as_object_mut()

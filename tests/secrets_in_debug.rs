@@ -528,6 +528,16 @@ const NOT_SECRET_TYPES: &[(&str, &str)] = &[
         "DeviceAuthorization",
         "the stored record: hashes only, no code",
     ),
+    (
+        "CodeChallenge",
+        "a PKCE S256 challenge: the SHA-256 of the verifier, sent in the clear by the \
+         device; Debug shows the method and 8 characters",
+    ),
+    ("CodeChallengeMethod", "the name of a PKCE method (S256)"),
+    (
+        "CodeVerifierError",
+        "why a PKCE verifier was refused; holds no verifier",
+    ),
 ];
 
 /// Fields whose name looks secret but which carry none: (type, field, why).
@@ -539,6 +549,11 @@ const NOT_SECRET_FIELDS: &[(&str, &str, &str)] = &[
         "Metadata",
         "token_endpoint_auth_methods_supported",
         "public method names",
+    ),
+    (
+        "Metadata",
+        "code_challenge_methods_supported",
+        "public PKCE method names",
     ),
     ("Limits", "max_body_bytes", "a size limit"),
     ("RequestError", "BodyTooLarge.0", "a size limit"),
@@ -783,5 +798,51 @@ fn limiter_keys_and_code_entries_hide_the_key() {
         format!("{entry:?}"),
     ] {
         assert!(!shown.contains("SECRET"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_code_verifier_is_never_shown() {
+    const VERIFIER: &str = "pkce-VERIFIER-secret-0123456789-abcdefghijklmnop";
+    let other = "pkce-OTHER-verifier-secret-0123456789-abcdefghijk";
+    let challenge = device_grant::CodeChallenge::from_verifier(VERIFIER).unwrap();
+    let mut tv = Client::new("tv", vec![AuthMethod::None]);
+    tv.allowed_scopes = ScopeSet::parse("profile").unwrap();
+    let events = Arc::new(RecordedEvents::default());
+    let grant = DeviceGrant::builder(
+        Config::builder("https://as.example/device", UserCodeKey::new(KEY).unwrap())
+            .build()
+            .unwrap(),
+        Arc::new(StaticClients::new().with_public(tv)),
+        Arc::new(Issuer::default()),
+    )
+    .events(events.clone())
+    .build();
+    let body = format!(
+        "client_id=tv&code_challenge={}&code_challenge_method=S256",
+        challenge.to_base64url()
+    );
+    let codes = grant
+        .device_authorization(
+            EndpointRequest::form(body.as_bytes()),
+            RequestContext::default(),
+        )
+        .await
+        .unwrap();
+    let poll = format!(
+        "grant_type={DEVICE_CODE_GRANT_TYPE}&client_id=tv&device_code={}&code_verifier={other}",
+        codes.device_code.secret()
+    );
+    let refused = grant
+        .token(EndpointRequest::form(poll.as_bytes()))
+        .await
+        .unwrap_err();
+    let needles = [VERIFIER, other, "VERIFIER", "OTHER"];
+    assert_debug_hides("OAuthError (code verifier)", &refused, &needles);
+    assert_display_hides("OAuthError (code verifier)", &refused, &needles);
+    assert_hides("the refusal's body", &refused.to_http().body, &needles);
+    assert_debug_hides("CodeChallenge", &challenge, &needles);
+    for event in events.events() {
+        assert_debug_hides("Event", &event, &needles);
     }
 }

@@ -12,6 +12,7 @@ use crate::protocol::authorization::{
 use crate::protocol::client::Client;
 use crate::protocol::device_code::DeviceCode;
 use crate::protocol::error::{OAuthError, RequestError};
+use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::Interval;
 use crate::protocol::response::HttpResponse;
 use crate::protocol::scope::ScopeSet;
@@ -83,6 +84,14 @@ impl DeviceGrant {
     /// Serves the device authorization endpoint: authenticates the client, checks
     /// the grant and scopes, and issues a device code and a user code.
     ///
+    /// A request may carry a PKCE `code_challenge` with `code_challenge_method`
+    /// `S256` (RFC 7636); it is kept with the request, and the token endpoint
+    /// then wants its `code_verifier`. `plain`, any other method, a challenge
+    /// without a method (which RFC 7636 §4.3 reads as `plain`), a method
+    /// without a challenge and a malformed challenge are `invalid_request`, as
+    /// is a request without a challenge from a client that
+    /// [requires PKCE](crate::Client::require_pkce).
+    ///
     /// `context` is what the host knows of the device's request (address, user
     /// agent…); it is shown to the person at consent.
     pub async fn device_authorization(
@@ -93,6 +102,12 @@ impl DeviceGrant {
         let form = request.parse(self)?;
         let client = self.authenticate(&form, request.authorization).await?;
         let scopes = self.requested_scopes(&client, form.get("scope")?)?;
+        // PKCE (RFC 7636), `S256` only; checked before any budget is spent.
+        let code_challenge = CodeChallenge::from_request(
+            form.get("code_challenge")?,
+            form.get("code_challenge_method")?,
+            client.require_pkce,
+        )?;
         let config = &self.inner.config;
         let now = self.now();
         let layers = self.authorization_layers(&client, &context);
@@ -111,6 +126,7 @@ impl DeviceGrant {
             created_at: now,
             expires_at: now + config.lifetime,
             context,
+            code_challenge,
         };
         let id = AuthorizationId::generate();
         let policy = &config.user_code_policy;

@@ -11,6 +11,7 @@ use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome}
 use crate::protocol::client::Client;
 use crate::protocol::device_code;
 use crate::protocol::error::OAuthError;
+use crate::protocol::pkce;
 use crate::protocol::response::HttpResponse;
 
 /// The `grant_type` of the device code grant.
@@ -38,6 +39,13 @@ impl DeviceGrant {
     /// `server_error`: its next poll gets the tokens. If this request is
     /// abandoned while the issuer runs, the approval is freed when its lease
     /// ([`PollingRules::redeem_lease`](crate::PollingRules::redeem_lease)) ends.
+    ///
+    /// When the device authorization carried a PKCE code challenge, the
+    /// request must carry its `code_verifier`; a missing or wrong verifier, or
+    /// one sent for a request made without a challenge, is `invalid_grant`
+    /// ([`OAuthError::CodeVerifier`]) and is checked before the request's
+    /// state: it changes nothing, so the device holding the verifier can
+    /// still redeem the code. It raises [`Event::VerifierRefused`].
     pub async fn token(&self, request: EndpointRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let form = request.parse(self)?;
         if form.require("grant_type")? != DEVICE_CODE_GRANT_TYPE {
@@ -48,6 +56,7 @@ impl DeviceGrant {
         if !device_code::is_well_formed(device_code) {
             return Err(OAuthError::InvalidGrant);
         }
+        let verifier = form.get("code_verifier")?;
         let hash = device_code::hash(device_code);
         let store = &self.inner.store;
         for _ in 0..CAS_ROUNDS {
@@ -56,6 +65,19 @@ impl DeviceGrant {
             };
             if record.request.client_id != client.id {
                 return Err(OAuthError::InvalidGrant);
+            }
+            // PKCE before anything else: a poll without the right verifier
+            // writes nothing, counts toward no slow_down, raises no replay and
+            // learns nothing of the request's state.
+            if let Err(refused) =
+                pkce::check_verifier(record.request.code_challenge.as_ref(), verifier)
+            {
+                self.emit(Event::VerifierRefused {
+                    id: record.id,
+                    client_id: client.id.clone(),
+                    reason: refused,
+                });
+                return Err(refused.into());
             }
             let poll = record.poll(self.now(), &self.inner.config.polling);
             let id = record.id;

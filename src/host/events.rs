@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use crate::host::limiter::{BudgetKind, KeyDigest};
 use crate::protocol::authorization::{AuthorizationId, Subject};
 use crate::protocol::client::ClientId;
+use crate::protocol::pkce::CodeVerifierError;
 use crate::protocol::polling::Interval;
 
 /// Something that happened to a device authorization.
@@ -61,6 +62,18 @@ pub enum Event {
         /// The client.
         client_id: ClientId,
     },
+    /// A token request presented a device code without the right PKCE
+    /// `code_verifier` (missing, wrong, or sent for a request made without a
+    /// challenge) and was refused; the request did not change. Someone other
+    /// than the device may hold the device code: worth an alert.
+    VerifierRefused {
+        /// The authorization.
+        id: AuthorizationId,
+        /// The client.
+        client_id: ClientId,
+        /// What was wrong with the verifier.
+        reason: CodeVerifierError,
+    },
     /// A budget was spent out and refused a request. Carries the budget and a
     /// keyed digest of its key, never the key itself (an address, a session).
     /// [`BudgetKind::WrongCodesAnonymous`] means code entry moved to the
@@ -108,8 +121,8 @@ impl EventSink for RecordedEvents {
     }
 }
 
-/// Writes events to `tracing` at `info` (replays and tripped limiters at `warn`),
-/// under the target `device_grant`.
+/// Writes events to `tracing` at `info` (replays, refused code verifiers and
+/// tripped limiters at `warn`), under the target `device_grant`.
 #[cfg(feature = "tracing")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingEvents;
@@ -120,6 +133,13 @@ impl EventSink for TracingEvents {
         match event {
             Event::Replay { id, client_id } => {
                 tracing::warn!(target: "device_grant", %id, %client_id, "device code replayed")
+            }
+            Event::VerifierRefused {
+                id,
+                client_id,
+                reason,
+            } => {
+                tracing::warn!(target: "device_grant", %id, %client_id, %reason, "code verifier refused")
             }
             Event::LimiterTripped { budget, key } => {
                 tracing::warn!(target: "device_grant", %budget, key_digest = %key, "budget spent out")

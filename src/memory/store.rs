@@ -10,6 +10,7 @@ use crate::protocol::authorization::{
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
+use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::Interval;
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCodeHash;
@@ -47,8 +48,9 @@ struct Slot {
 
 /// A record as the store keeps it: a [`DeviceAuthorization`] in one allocation
 /// instead of two (the record and its `Arc<RequestDetails>`), with the request
-/// context boxed only when the device sent one and the status only once it is
-/// no longer pending. Reads build the `DeviceAuthorization` back.
+/// context and code challenge boxed only when the device sent one and the
+/// status only once it is no longer pending. Reads build the
+/// `DeviceAuthorization` back.
 struct Stored {
     device_code_hash: DeviceCodeHash,
     user_code_hash: UserCodeHash,
@@ -57,7 +59,7 @@ struct Stored {
     scopes: ScopeSet,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
-    context: Option<Box<RequestContext>>,
+    extras: Option<Box<Extras>>,
     status: Option<Box<Status>>,
     interval: Interval,
     last_poll: Option<OffsetDateTime>,
@@ -65,10 +67,19 @@ struct Stored {
     version: u64,
 }
 
+/// What only some requests carry, kept out of line.
+struct Extras {
+    context: RequestContext,
+    code_challenge: Option<CodeChallenge>,
+}
+
 impl Stored {
     fn new(r: &DeviceAuthorization) -> Self {
         let c = &r.request.context;
-        let empty = c.ip.is_none() && c.user_agent.is_none() && c.extra.is_empty();
+        let empty = c.ip.is_none()
+            && c.user_agent.is_none()
+            && c.extra.is_empty()
+            && r.request.code_challenge.is_none();
         Self {
             device_code_hash: r.device_code_hash,
             user_code_hash: r.user_code_hash,
@@ -77,7 +88,12 @@ impl Stored {
             scopes: r.request.scopes.clone(),
             created_at: r.request.created_at,
             expires_at: r.request.expires_at,
-            context: (!empty).then(|| Box::new(c.clone())),
+            extras: (!empty).then(|| {
+                Box::new(Extras {
+                    context: c.clone(),
+                    code_challenge: r.request.code_challenge.clone(),
+                })
+            }),
             status: None,
             interval: r.interval,
             last_poll: None,
@@ -115,7 +131,12 @@ impl Stored {
                 scopes: self.scopes.clone(),
                 created_at: self.created_at,
                 expires_at: self.expires_at,
-                context: self.context.as_deref().cloned().unwrap_or_default(),
+                context: self
+                    .extras
+                    .as_ref()
+                    .map(|e| e.context.clone())
+                    .unwrap_or_default(),
+                code_challenge: self.extras.as_ref().and_then(|e| e.code_challenge.clone()),
             }),
             status: self.status.as_deref().cloned().unwrap_or(Status::Pending),
             interval: self.interval,

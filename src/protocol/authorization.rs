@@ -31,6 +31,7 @@ use time::{Duration, OffsetDateTime};
 use crate::host::issuer::ApprovalData;
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
+use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::{Interval, Pace, PollingRules};
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCodeHash;
@@ -124,6 +125,12 @@ pub struct RequestDetails {
     pub expires_at: OffsetDateTime,
     /// The device's request context.
     pub context: RequestContext,
+    /// The PKCE code challenge the device sent (RFC 7636), if any: every token
+    /// request for this request's device code must then carry its
+    /// `code_verifier`. Stored only when present, so records without one keep
+    /// the exact shape they had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<CodeChallenge>,
 }
 
 /// The person the request was approved for: the host's stable user identifier.
@@ -284,9 +291,14 @@ impl Status {
 /// `status` is one of `pending`, `approved` (with `approval`), `denied` (with
 /// `at`), `redeeming` (with `approval` and `lease_until`) and `redeemed` (with
 /// `approval` and `at`); times are RFC 3339; `last_poll` is `null` before the
-/// first poll; `extra` and `data` are left out when empty. The files
-/// `tests/fixtures/record-v1-*.json` of the crate's repository hold one record
-/// of each status, and every 1.x release is tested to read them exactly.
+/// first poll; `extra` and `data` are left out when empty. A request made with
+/// a PKCE code challenge (RFC 7636) also has `"code_challenge": {"method":
+/// "S256", "value": "<43 characters of unpadded base64url>"}` in `request`;
+/// the member is absent otherwise, so records without one are unchanged. A
+/// challenge of a method a release does not know is refused, never read as a
+/// request without PKCE. The files `tests/fixtures/record-v1-*.json` of the
+/// crate's repository hold one record of each status and one with a code
+/// challenge, and every 1.x release is tested to read them exactly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceAuthorization {
     /// The non-secret identifier.
@@ -627,6 +639,7 @@ pub(crate) mod tests {
                 created_at: at(0),
                 expires_at: at(600),
                 context: RequestContext::default(),
+                code_challenge: None,
             },
             Interval::DEFAULT,
             Duration::seconds(300),

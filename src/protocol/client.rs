@@ -160,6 +160,13 @@ pub struct Client {
     pub default_scopes: ScopeSet,
     /// A polling interval for this client instead of the configured one.
     pub interval: Option<Interval>,
+    /// Whether the client must use PKCE (RFC 7636): when set, a device
+    /// authorization request without an `S256` `code_challenge` is
+    /// `invalid_request`. Default `false`: a client may still send a challenge,
+    /// and its verifier is then required at the token endpoint all the same.
+    /// Set it for public clients whose device codes could be seen on the way
+    /// (a CLI printing debug output, a shared log).
+    pub require_pkce: bool,
 }
 
 impl Client {
@@ -175,6 +182,7 @@ impl Client {
             allowed_scopes: ScopeSet::new(),
             default_scopes: ScopeSet::new(),
             interval: None,
+            require_pkce: false,
         }
     }
 

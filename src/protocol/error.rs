@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::protocol::pkce::CodeVerifierError;
 use crate::protocol::polling::Interval;
 use crate::protocol::response::HttpResponse;
 
@@ -103,6 +104,20 @@ pub enum RequestError {
     /// `scope` lists more values than the configured limit.
     #[error("`scope` has more than {0} values")]
     TooManyScopes(usize),
+    /// `code_challenge_method` is not `S256`, or is absent beside a
+    /// `code_challenge` (RFC 7636 §4.3 then means `plain`): the crate serves
+    /// `S256` only.
+    #[error("`code_challenge_method` must be S256")]
+    UnsupportedCodeChallengeMethod,
+    /// `code_challenge` is not an `S256` challenge: 43 characters of unpadded
+    /// base64url (RFC 7636 §4.2).
+    #[error("`code_challenge` is not 43 characters of unpadded base64url")]
+    MalformedCodeChallenge,
+    /// The client is registered as requiring PKCE
+    /// ([`Client::require_pkce`](crate::Client::require_pkce)) and the request
+    /// has no `code_challenge`.
+    #[error("this client must send a `code_challenge` with `code_challenge_method` S256")]
+    CodeChallengeRequired,
 }
 
 /// A failure of a host backend: storage, client registry, limiter or token issuer.
@@ -235,6 +250,11 @@ pub enum OAuthError {
     /// The device code is unknown, belongs to another client, or was already redeemed.
     #[error("the device code is invalid")]
     InvalidGrant,
+    /// The token request's `code_verifier` does not fit the request's PKCE
+    /// code challenge (RFC 7636 §4.6). Sent as `invalid_grant`; nothing
+    /// changed.
+    #[error(transparent)]
+    CodeVerifier(#[from] CodeVerifierError),
     /// The token request's `grant_type` is not the device code grant.
     #[error("unsupported grant type")]
     UnsupportedGrantType,
@@ -318,7 +338,7 @@ impl OAuthError {
             Self::InvalidClient { .. } => ErrorCode::InvalidClient,
             Self::UnauthorizedClient => ErrorCode::UnauthorizedClient,
             Self::InvalidScope => ErrorCode::InvalidScope,
-            Self::InvalidGrant => ErrorCode::InvalidGrant,
+            Self::InvalidGrant | Self::CodeVerifier(_) => ErrorCode::InvalidGrant,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::AuthorizationPending => ErrorCode::AuthorizationPending,
             Self::SlowDown { .. } => ErrorCode::SlowDown,

@@ -10,6 +10,7 @@ pub(crate) mod client;
 pub(crate) mod device_code;
 pub(crate) mod error;
 pub(crate) mod form;
+pub(crate) mod pkce;
 pub(crate) mod polling;
 pub(crate) mod proximity;
 pub(crate) mod response;

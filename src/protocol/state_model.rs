@@ -181,6 +181,7 @@ fn fresh(now: OffsetDateTime) -> DeviceAuthorization {
             created_at: now,
             expires_at: now + Duration::seconds(600),
             context: RequestContext::default(),
+            code_challenge: None,
         },
         Interval::DEFAULT,
         Duration::seconds(600),

@@ -63,6 +63,7 @@ use crate::protocol::authorization::{
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
+use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::{Interval, PollingRules};
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCodeHash;
@@ -186,6 +187,7 @@ fn pending_with_user_code(base: OffsetDateTime, user_code: UserCodeHash) -> Devi
             created_at: base,
             expires_at: base + Duration::seconds(EXPIRES_IN),
             context: RequestContext::default(),
+            code_challenge: None,
         },
         Interval::DEFAULT,
         Duration::seconds(PURGE_IN - EXPIRES_IN),
@@ -344,8 +346,8 @@ pub async fn insert_and_look_up(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     );
 }
 
-/// Every field survives storage exactly: context, approval data, times with
-/// sub-second precision, interval and last poll.
+/// Every field survives storage exactly: context, PKCE code challenge,
+/// approval data, times with sub-second precision, interval and last poll.
 pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let mut record = pending_record(base);
@@ -356,6 +358,8 @@ pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Sto
         user_agent: Some("TV/1.0 \"quoted\" \\ back".to_owned()),
         extra,
     };
+    Arc::make_mut(&mut record.request).code_challenge =
+        CodeChallenge::from_verifier("conformance-verifier-0123456789-abcdefghijklmnopqrstuvwxyz");
     insert(&*store, &record, base).await;
     let mut next = record
         .approve(
@@ -376,7 +380,7 @@ pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Sto
     expect_eq(
         get(&*peer, &record.device_code_hash).await.as_ref(),
         Some(&next),
-        "the stored record must read back exactly as written (context, approval data, times, interval)",
+        "the stored record must read back exactly as written (context, code challenge, approval data, times, interval)",
     );
 }
 

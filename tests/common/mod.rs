@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine as _;
 use device_grant::{
     ApprovedGrant, AuthMethod, BackendError, Client, Config, ConfigBuilder, DEVICE_CODE_GRANT_TYPE,
-    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, ManualClock, OAuthError,
-    RecordedEvents, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer, TokenResponse,
-    UserCodeKey,
+    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, ManualClock, MemoryStore,
+    OAuthError, RecordedEvents, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer,
+    TokenResponse, UserCodeKey,
 };
 
 pub struct CountingIssuer(pub AtomicUsize);
@@ -33,6 +33,8 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub events: Arc<RecordedEvents>,
     pub issuer: Arc<CountingIssuer>,
+    /// The grant's store, to look at records directly.
+    pub store: Arc<MemoryStore>,
 }
 
 pub const PRINTER_SECRET: &str = "printer-secret";
@@ -49,8 +51,13 @@ pub fn clients() -> StaticClients {
     printer.allowed_scopes = scopes;
     let mut web = Client::new("web-only", vec![AuthMethod::None]);
     web.device_grant = false;
+    // A command-line tool registered as requiring PKCE.
+    let mut cli = Client::new("cli", vec![AuthMethod::None]);
+    cli.allowed_scopes = tv.allowed_scopes.clone();
+    cli.require_pkce = true;
     StaticClients::new()
         .with_public(tv)
+        .with_public(cli)
         .with_public(web)
         .with_confidential(printer, PRINTER_SECRET)
 }
@@ -70,7 +77,9 @@ pub fn harness_with(config: ConfigBuilder) -> Harness {
     let clock = Arc::new(ManualClock::default());
     let events = Arc::new(RecordedEvents::default());
     let issuer = Arc::new(CountingIssuer(AtomicUsize::new(0)));
+    let store = Arc::new(MemoryStore::new());
     let grant = DeviceGrant::builder(config.build().unwrap(), Arc::new(clients()), issuer.clone())
+        .store(store.clone())
         .clock(clock.clone())
         .events(events.clone())
         .build();
@@ -79,6 +88,7 @@ pub fn harness_with(config: ConfigBuilder) -> Harness {
         clock,
         events,
         issuer,
+        store,
     }
 }
 

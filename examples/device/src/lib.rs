@@ -45,6 +45,33 @@ pub enum FlowError {
 struct ServerMetadata {
     device_authorization_endpoint: String,
     token_endpoint: String,
+    /// RFC 8414: absent means the server does not support PKCE.
+    #[serde(default)]
+    code_challenge_methods_supported: Vec<String>,
+}
+
+/// PKCE (RFC 7636 §4.1, §4.2): a verifier of 32 random bytes (43 characters
+/// of base64url) and its `S256` challenge. The verifier stays on the device
+/// until the polls, so whoever sees the device code alone cannot redeem it.
+struct Pkce {
+    verifier: String,
+    challenge: String,
+}
+
+impl Pkce {
+    fn generate() -> Self {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use sha2::Digest as _;
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let verifier = URL_SAFE_NO_PAD.encode(bytes);
+        let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        Self {
+            verifier,
+            challenge,
+        }
+    }
 }
 
 // Debug is not derived: the struct holds the device code.
@@ -103,10 +130,19 @@ pub async fn run(options: &Options, screen: &mut impl Write) -> Result<Me, FlowE
         .await
         .map_err(|e| FlowError::Protocol(e.to_string()))?;
 
-    // §3.1: ask for codes.
+    // §3.1: ask for codes, with a PKCE challenge when the server takes one.
+    let pkce = metadata
+        .code_challenge_methods_supported
+        .iter()
+        .any(|m| m == "S256")
+        .then(Pkce::generate);
     let mut form = vec![("client_id", options.client_id.as_str())];
     if let Some(scope) = &options.scope {
         form.push(("scope", scope));
+    }
+    if let Some(pkce) = &pkce {
+        form.push(("code_challenge", &pkce.challenge));
+        form.push(("code_challenge_method", "S256"));
     }
     let response = authenticated(&http, &metadata.device_authorization_endpoint, options)
         .form(&form)
@@ -122,7 +158,16 @@ pub async fn run(options: &Options, screen: &mut impl Write) -> Result<Me, FlowE
         .map_err(|e| FlowError::Protocol(e.to_string()))?;
 
     show_codes(screen, &codes);
-    let tokens = poll(&http, &metadata.token_endpoint, options, &codes, screen).await?;
+    let verifier = pkce.as_ref().map(|p| p.verifier.as_str());
+    let tokens = poll(
+        &http,
+        &metadata.token_endpoint,
+        options,
+        &codes,
+        verifier,
+        screen,
+    )
+    .await?;
 
     // The token at work: the protected API says whom it stands for.
     let me_url = format!("{}/api/me", options.server);
@@ -199,16 +244,20 @@ async fn poll(
     token_endpoint: &str,
     options: &Options,
     codes: &Codes,
+    code_verifier: Option<&str>,
     screen: &mut impl Write,
 ) -> Result<Tokens, FlowError> {
     let deadline = Instant::now() + Duration::from_secs(codes.expires_in);
     let mut interval = Duration::from_secs(codes.interval.max(1));
     let mut wait = interval;
-    let form = [
+    let mut form = vec![
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("device_code", codes.device_code.as_str()),
         ("client_id", options.client_id.as_str()),
     ];
+    if let Some(verifier) = code_verifier {
+        form.push(("code_verifier", verifier));
+    }
     loop {
         countdown(screen, wait, deadline).await;
         if Instant::now() >= deadline {

@@ -1,4 +1,4 @@
-//! The demo registrations: two clients and two people. A real server reads these
+//! The demo registrations: three clients and two people. A real server reads these
 //! from its database; the shapes are the same.
 
 use std::collections::HashMap;
@@ -15,7 +15,8 @@ pub(crate) const SCOPES: &[(&str, &str)] = &[
     ("offline_access", "Stay connected when you are not using it"),
 ];
 
-/// The registered clients: a public TV app and a confidential printer.
+/// The registered clients: a public TV app, a public command-line tool that
+/// must use PKCE, and a confidential printer.
 pub(crate) fn clients() -> StaticClients {
     let all = ScopeSet::parse("openid profile email offline_access").expect("valid scopes");
 
@@ -23,6 +24,15 @@ pub(crate) fn clients() -> StaticClients {
     tv.name = "Living-room TV".to_owned();
     tv.allowed_scopes = all.clone();
     tv.default_scopes = ScopeSet::parse("profile").expect("valid scope");
+
+    // A command-line tool: its device code may end up in a terminal's
+    // scrollback or a CI log, so it must send a PKCE challenge (S256) and
+    // prove it holds the verifier when it polls.
+    let mut cli = Client::new("cli", vec![AuthMethod::None]);
+    cli.name = "Command-line tool".to_owned();
+    cli.allowed_scopes = all.clone();
+    cli.default_scopes = ScopeSet::parse("profile").expect("valid scope");
+    cli.require_pkce = true;
 
     let mut printer = Client::new(
         "printer",
@@ -34,6 +44,7 @@ pub(crate) fn clients() -> StaticClients {
 
     StaticClients::new()
         .with_public(tv)
+        .with_public(cli)
         .with_confidential(printer, "printer-secret")
 }
 

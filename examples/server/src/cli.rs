@@ -154,6 +154,10 @@ async fn run() -> Result<(), String> {
     println!("  verification page: {issuer}/device");
     println!("  metadata:          {issuer}/.well-known/oauth-authorization-server");
     println!("  demo users:        alice / wonderland, bob / builder");
+    println!(
+        "  demo clients:      tv-app (public), cli (public, PKCE S256 required), \
+         printer / printer-secret (confidential)"
+    );
     app::serve(listener, router, connections)
         .await
         .map_err(|e| format!("server failed: {e}"))

@@ -511,6 +511,19 @@ impl EventSink for AuditEvents {
                 );
                 self.tokens.revoke_grant(*id);
             }
+            // A device code presented without its PKCE verifier: refused, and
+            // nothing was issued, so there is nothing to revoke; worth an alert.
+            Event::VerifierRefused {
+                id,
+                client_id,
+                reason,
+            } => tracing::warn!(
+                event = "code_verifier_refused",
+                authorization = %id,
+                client_id = client_id.as_str(),
+                %reason,
+                "a device code was presented without its PKCE code verifier"
+            ),
             // The crate's own budgets: it hands over the budget and a keyed
             // digest of the key, never the key.
             Event::LimiterTripped { budget, key } => tracing::warn!(

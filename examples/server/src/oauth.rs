@@ -32,8 +32,9 @@ pub(crate) async fn metadata(state: State) -> Json<serde_json::Value> {
         "id_token_signing_alg_values_supported": ["EdDSA"],
     });
     if let Some(map) = document.as_object_mut() {
-        // Adds device_authorization_endpoint, the device code grant type and the
-        // client authentication methods the crate accepts.
+        // Adds device_authorization_endpoint, the device code grant type, the
+        // client authentication methods the crate accepts and its PKCE
+        // methods (`code_challenge_methods_supported`: S256).
         Metadata::new(format!("{issuer}/device_authorization")).merge_into(map);
     }
     Json(document)

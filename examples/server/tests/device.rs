@@ -78,7 +78,13 @@ async fn answer(link: &str, decision: &str) {
 #[tokio::test]
 async fn the_device_shows_the_code_and_acts_for_the_person_who_approved() {
     let server = Server::start(|o| o.interval = 1).await;
-    for (client, secret) in [("tv-app", None), ("printer", Some("printer-secret"))] {
+    // The device sends a PKCE challenge whenever the metadata offers S256;
+    // `cli` refuses to serve it otherwise.
+    for (client, secret) in [
+        ("tv-app", None),
+        ("cli", None),
+        ("printer", Some("printer-secret")),
+    ] {
         let screen = Screen::default();
         let options = options(&server, client, secret);
         let device = tokio::spawn({

@@ -11,8 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use device_grant::{Event, ManualClock};
 use oauth2::basic::BasicErrorResponseType;
 use oauth2::{
-    AuthType, DeviceCodeErrorResponseType, RefreshToken, RequestTokenError, Scope,
-    StandardDeviceAuthorizationResponse, TokenResponse as _,
+    AuthType, DeviceCodeErrorResponseType, PkceCodeChallenge, RefreshToken, RequestTokenError,
+    Scope, StandardDeviceAuthorizationResponse, TokenResponse as _,
 };
 use serde_json::Value;
 use support::browser::{Browser, Page};
@@ -155,6 +155,114 @@ async fn metadata_describes_the_server() {
         serde_json::json!(["openid", "profile", "email", "offline_access"])
     );
     assert!(doc["response_types_supported"].is_array());
+    // PKCE on the device grant: S256 only.
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+}
+
+/// The `cli` client must use PKCE: without a challenge it gets no codes; with
+/// one, its token request needs the verifier, and a request without it is
+/// refused without costing the device its approval.
+#[tokio::test]
+async fn pkce_client_needs_its_verifier() {
+    let server = Server::start(fast).await;
+    let cli = device_client(&server, "cli", None);
+
+    let refused: Result<StandardDeviceAuthorizationResponse, _> = cli
+        .exchange_device_code()
+        .add_scope(Scope::new("profile".to_owned()))
+        .request_async(&device_http())
+        .await;
+    match refused {
+        Err(RequestTokenError::ServerResponse(e)) => {
+            assert_eq!(*e.error(), BasicErrorResponseType::InvalidRequest);
+            assert!(
+                e.error_description()
+                    .is_some_and(|d| d.contains("code_challenge")),
+                "{e:?}"
+            );
+        }
+        other => panic!("expected invalid_request, got {other:?}"),
+    }
+
+    // The `oauth2` crate's own PKCE pair: a random verifier and its S256 challenge.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    assert_eq!(challenge.method().as_str(), "S256");
+    let codes: StandardDeviceAuthorizationResponse = cli
+        .exchange_device_code()
+        .add_scope(Scope::new("profile".to_owned()))
+        .add_extra_param("code_challenge", challenge.as_str())
+        .add_extra_param("code_challenge_method", challenge.method().as_str())
+        .request_async(&device_http())
+        .await
+        .unwrap();
+
+    let browser = Browser::new();
+    let consent = reach_consent(&browser, &codes, "alice", "wonderland").await;
+    assert!(consent.contains("Command-line tool"), "{}", consent.html);
+    let done = decide(&browser, &consent, "approve").await;
+    assert_eq!(done.status, 200);
+
+    // Approved, yet a token request without the verifier (a stolen device
+    // code) is refused…
+    let stolen = cli
+        .exchange_device_access_token(&codes)
+        .request_async(
+            &device_http(),
+            tokio::time::sleep,
+            Some(StdDuration::from_secs(30)),
+        )
+        .await;
+    assert_eq!(
+        server_error(stolen),
+        DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::InvalidGrant)
+    );
+    let wrong = PkceCodeChallenge::new_random_sha256().1;
+    let guessed = cli
+        .exchange_device_access_token(&codes)
+        .add_extra_param("code_verifier", wrong.secret().as_str())
+        .request_async(
+            &device_http(),
+            tokio::time::sleep,
+            Some(StdDuration::from_secs(30)),
+        )
+        .await;
+    assert_eq!(
+        server_error(guessed),
+        DeviceCodeErrorResponseType::Basic(BasicErrorResponseType::InvalidGrant)
+    );
+    assert_eq!(server.issued(), 0);
+    let refusals = server
+        .events
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::VerifierRefused { .. }))
+        .count();
+    assert_eq!(refusals, 2);
+
+    // …and the device, which kept the verifier, gets the tokens.
+    let tokens = cli
+        .exchange_device_access_token(&codes)
+        .add_extra_param("code_verifier", verifier.secret().as_str())
+        .request_async(
+            &device_http(),
+            tokio::time::sleep,
+            Some(StdDuration::from_secs(30)),
+        )
+        .await
+        .expect("tokens");
+    let me: Value = api_me(&server, tokens.access_token().secret())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me,
+        serde_json::json!({"sub": "alice", "client_id": "cli", "scope": "profile"})
+    );
+    assert_eq!(server.issued(), 1);
 }
 
 #[tokio::test]
