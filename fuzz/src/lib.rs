@@ -556,6 +556,13 @@ fn check_error(e: &OAuthError, endpoint: Endpoint) -> Reply {
                     "error_description has a forbidden character: {d:?}"
                 );
             }
+            // `slow_down` says the interval to keep: the one the error holds.
+            ("interval", Value::Number(secs)) if code == "slow_down" => {
+                let OAuthError::SlowDown { interval } = e else {
+                    panic!("an interval member on {e:?}");
+                };
+                assert_eq!(secs.as_u64(), Some(u64::from(interval.secs())));
+            }
             _ => panic!("unexpected member `{name}` in an error reply"),
         }
     }
