@@ -6,6 +6,8 @@
 //! must still answer "lost the race" (or win), never a serialization failure;
 //! and instances migrating one schema at once must all start.
 
+mod common;
+
 use std::sync::Arc;
 
 use device_grant::store::{AttemptLimiter, Store};
@@ -46,14 +48,14 @@ async fn store_in(url: &str, schema: &str, level: &str) -> PostgresStore {
 }
 
 fn base_url() -> Option<String> {
-    service_url("DEVICE_GRANT_POSTGRES_URL")
+    common::service_url("DEVICE_GRANT_POSTGRES_URL")
 }
 
 async fn store_conforms_at(level: &'static str) {
     let Some(base) = base_url() else { return };
     let url = &url_at(&base, level);
     device_grant::store::conformance::run(|| async move {
-        Arc::new(store_in(url, &unique("dgiso"), level).await) as Arc<dyn Store>
+        Arc::new(store_in(url, &common::unique("dgiso"), level).await) as Arc<dyn Store>
     })
     .await;
 }
@@ -62,7 +64,7 @@ async fn store_conforms_across_pools_at(level: &'static str) {
     let Some(base) = base_url() else { return };
     let url = &url_at(&base, level);
     device_grant::store::conformance::run_shared(|| async move {
-        let schema = unique("dgiso");
+        let schema = common::unique("dgiso");
         (
             Arc::new(store_in(url, &schema, level).await) as Arc<dyn Store>,
             Arc::new(store_in(url, &schema, level).await) as Arc<dyn Store>,
@@ -75,7 +77,11 @@ async fn limiter_conforms_at(level: &'static str) {
     let Some(base) = base_url() else { return };
     let url = &url_at(&base, level);
     device_grant::store::conformance::run_limiter(|| async move {
-        Arc::new(store_in(url, &unique("dgiso"), level).await.limiter()) as Arc<dyn AttemptLimiter>
+        Arc::new(
+            store_in(url, &common::unique("dgiso"), level)
+                .await
+                .limiter(),
+        ) as Arc<dyn AttemptLimiter>
     })
     .await;
 }
@@ -84,7 +90,7 @@ async fn limiter_conforms_across_pools_at(level: &'static str) {
     let Some(base) = base_url() else { return };
     let url = &url_at(&base, level);
     device_grant::store::conformance::run_limiter_shared(|| async move {
-        let schema = unique("dgiso");
+        let schema = common::unique("dgiso");
         (
             Arc::new(store_in(url, &schema, level).await.limiter()) as Arc<dyn AttemptLimiter>,
             Arc::new(store_in(url, &schema, level).await.limiter()) as Arc<dyn AttemptLimiter>,
@@ -98,7 +104,7 @@ async fn limiter_conforms_across_pools_at(level: &'static str) {
 async fn concurrent_migrations_at(level: &'static str) {
     let Some(base) = base_url() else { return };
     let url = url_at(&base, level);
-    let schema = unique("dgiso");
+    let schema = common::unique("dgiso");
     let starts = (0..4).map(|_| {
         let (url, schema) = (url.clone(), schema.clone());
         tokio::spawn(async move {
@@ -137,7 +143,7 @@ async fn racing_writes_never_fail_at(level: &'static str) {
     const ROUNDS: u64 = 15;
     let Some(base) = base_url() else { return };
     let url = url_at(&base, level);
-    let schema = unique("dgiso");
+    let schema = common::unique("dgiso");
     let connect = || {
         PostgresStore::connect_with(
             &url,
@@ -216,7 +222,7 @@ async fn racing_writes_never_fail_at(level: &'static str) {
         window: time::Duration::minutes(5),
     };
     for round in 0..ROUNDS {
-        let key = LimiterKey::new(format!("racing-{round}-{}", unique("k")));
+        let key = LimiterKey::new(format!("racing-{round}-{}", common::unique("k")));
         let tasks: Vec<_> = (0..RACERS)
             .map(|i| {
                 let (limiter, key, barrier) =
@@ -286,37 +292,4 @@ at_every_level! {
     limiter_conforms_across_pools => limiter_conforms_across_pools_at;
     instances_migrate_at_once => concurrent_migrations_at;
     racing_writes_never_fail => racing_writes_never_fail_at;
-}
-
-/// The server's URL from `var`, or `None` when the developer asked to skip
-/// tests that need servers (`DEVICE_GRANT_SKIP_SERVICES=1`). A missing
-/// variable otherwise fails the test: CI must never skip these silently.
-fn service_url(var: &str) -> Option<String> {
-    if std::env::var("DEVICE_GRANT_SKIP_SERVICES").as_deref() == Ok("1") {
-        eprintln!("DEVICE_GRANT_SKIP_SERVICES=1: skipping a test that needs {var}");
-        return None;
-    }
-    match std::env::var(var) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => panic!(
-            "{var} is not set: run the tests through `bash scripts/test` (which starts the \
-             servers), or set DEVICE_GRANT_SKIP_SERVICES=1 to skip tests that need them"
-        ),
-    }
-}
-
-/// A name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}_{}_{:x}_{}",
-        std::process::id(),
-        nanos,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }

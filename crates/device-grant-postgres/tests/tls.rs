@@ -3,7 +3,10 @@
 //! `scripts/setup/10-services.sh`): with that CA the store conforms over TLS;
 //! with no CA or another one the connection is refused, saying why, without
 //! the password.
+
 #![cfg(feature = "tls")]
+
+mod common;
 
 use std::sync::Arc;
 
@@ -21,8 +24,8 @@ const UNRELATED_CA: &str = include_str!("fixtures/unrelated-ca.pem");
 /// The server's URL (with [`PASSWORD`] in it) and the CA's PEM file, or `None`
 /// when told to skip tests that need servers.
 fn server() -> Option<(String, String)> {
-    let url = service_var("DEVICE_GRANT_POSTGRES_URL")?;
-    let ca = service_var("DEVICE_GRANT_POSTGRES_CA")?;
+    let url = common::service_url("DEVICE_GRANT_POSTGRES_URL")?;
+    let ca = common::service_url("DEVICE_GRANT_POSTGRES_CA")?;
     let mut url = url::Url::parse(&url).expect("DEVICE_GRANT_POSTGRES_URL is a URL");
     url.set_password(Some(PASSWORD)).unwrap();
     Some((url.to_string(), ca))
@@ -30,7 +33,7 @@ fn server() -> Option<(String, String)> {
 
 fn options(require_tls: bool, ca_pem: Option<String>) -> PostgresOptions {
     PostgresOptions {
-        schema: unique("dgtls"),
+        schema: common::unique("dgtls"),
         pool_size: 4,
         require_tls,
         tls_ca_pem: ca_pem,
@@ -204,37 +207,4 @@ fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// `var`, or `None` when the developer asked to skip tests that need servers
-/// (`DEVICE_GRANT_SKIP_SERVICES=1`). A missing variable otherwise fails the
-/// test: CI must never skip these silently.
-fn service_var(var: &str) -> Option<String> {
-    if std::env::var("DEVICE_GRANT_SKIP_SERVICES").as_deref() == Ok("1") {
-        eprintln!("DEVICE_GRANT_SKIP_SERVICES=1: skipping a test that needs {var}");
-        return None;
-    }
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => panic!(
-            "{var} is not set: run the tests through `bash scripts/test` (which starts the \
-             servers), or set DEVICE_GRANT_SKIP_SERVICES=1 to skip tests that need them"
-        ),
-    }
-}
-
-/// A name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}_{}_{:x}_{}",
-        std::process::id(),
-        nanos,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
