@@ -15,6 +15,7 @@
 mod accounts;
 mod address;
 pub mod cli;
+mod headless;
 mod jwt;
 mod oauth;
 mod pages;
@@ -387,6 +388,20 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         .route("/login", get(pages::sign_in_form).post(pages::sign_in))
         .route("/logout", post(pages::sign_out))
         .route("/consent", get(pages::consent).post(pages::decide))
+        .route("/api/verification/session", get(headless::session))
+        .route("/api/verification/lookup", post(headless::lookup))
+        .route(
+            "/api/verification/requests/{handle}",
+            get(headless::request),
+        )
+        .route(
+            "/api/verification/requests/{handle}/approve",
+            post(headless::approve),
+        )
+        .route(
+            "/api/verification/requests/{handle}/deny",
+            post(headless::deny),
+        )
         .layer(session::layer(sessions, &cookies));
     let router = Router::new()
         .route(

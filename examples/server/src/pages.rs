@@ -46,7 +46,7 @@ pub(crate) struct Pending {
     /// The crate's handle on exactly this request, encoded.
     ticket: String,
     /// Its id: what the consent page and form name.
-    id: String,
+    pub(crate) id: String,
     client_name: String,
     request: RequestDetails,
 }
@@ -63,7 +63,7 @@ impl From<PendingRequest> for Pending {
 }
 
 impl Pending {
-    fn ticket(&self) -> Option<VerificationTicket> {
+    pub(crate) fn ticket(&self) -> Option<VerificationTicket> {
         VerificationTicket::decode(&self.ticket)
     }
 
@@ -81,7 +81,7 @@ pub(crate) struct SignedIn {
 }
 
 /// What the session holds. A failing session store is a server error.
-async fn signed_in(session: &Session) -> Option<SignedIn> {
+pub(crate) async fn signed_in(session: &Session) -> Option<SignedIn> {
     session.get(USER).await.ok().flatten()
 }
 
@@ -94,12 +94,12 @@ async fn pending_list(session: &Session) -> Vec<Pending> {
         .unwrap_or_default()
 }
 
-async fn pending_by_id(session: &Session, id: &str) -> Option<Pending> {
+pub(crate) async fn pending_by_id(session: &Session, id: &str) -> Option<Pending> {
     pending_list(session).await.into_iter().find(|p| p.id == id)
 }
 
 /// Keeps `pending` (once, newest last), forgetting the oldest beyond the bound.
-async fn keep_pending(session: &Session, pending: Pending) -> Result<(), Response> {
+pub(crate) async fn keep_pending(session: &Session, pending: Pending) -> Result<(), Response> {
     let mut list = pending_list(session).await;
     list.retain(|p| p.id != pending.id);
     list.push(pending);
@@ -111,7 +111,7 @@ async fn keep_pending(session: &Session, pending: Pending) -> Result<(), Respons
         .map_err(|_| unavailable())
 }
 
-async fn forget_pending(session: &Session, id: &str) -> Result<(), Response> {
+pub(crate) async fn forget_pending(session: &Session, id: &str) -> Result<(), Response> {
     let mut list = pending_list(session).await;
     list.retain(|p| p.id != id);
     session

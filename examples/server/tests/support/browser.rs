@@ -58,6 +58,12 @@ impl Browser {
         }
     }
 
+    /// The browser's HTTP client, with its cookies: for a page's script
+    /// calling a JSON API.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub async fn get(&self, url: &str) -> Page {
         Page::read(self.http.get(url).send().await.unwrap()).await
     }
