@@ -137,6 +137,8 @@ start_servers() {
     key=$(printf '5a%.0s' $(seq 32))
     urls=()
     for i in $(seq "$n"); do
+        # A file of an earlier round must not answer for this instance.
+        rm -f "$work/server$i.out"
         DEVICE_GRANT_USER_CODE_KEY=$key \
             "$server_bin" --addr 127.0.0.1:0 --store "$store" --rate-limits off \
             --interval 1 --expires-in 3600 --client-address x-forwarded-for \
