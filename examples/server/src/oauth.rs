@@ -69,14 +69,20 @@ pub(crate) async fn device_authorization(
 /// a missing or unknown `grant_type`); `refresh_token` is this server's own.
 pub(crate) async fn token(state: State, headers: HeaderMap, body: Bytes) -> Response {
     let request = endpoint_request(&headers, &body);
-    // The crate reads `grant_type` with its form rules and the configured
-    // limits: a missing or repeated one is invalid_request (RFC 6749 §3.2).
-    match state.grant.grant_type(&request) {
-        Ok(GrantType::Other(other)) if other == "refresh_token" => refresh(&state, request).await,
-        // The device code grant, and anything else: the crate answers an
-        // unknown grant type with unsupported_grant_type.
-        Ok(_) => oauth_response(state.grant.token(request).await.to_http()),
-        Err(error) => oauth_response(Err::<device_grant::TokenResponse, _>(error).to_http()),
+    // The crate serves the device code grant and refuses any other grant type
+    // with unsupported_grant_type before it does anything else, so the polls
+    // (nearly every request here) read the body once; only then is the grant
+    // type read again, for this server's own refresh grant.
+    match state.grant.token(request).await {
+        Err(OAuthError::UnsupportedGrantType) => match state.grant.grant_type(&request) {
+            Ok(GrantType::Other(other)) if other == "refresh_token" => {
+                refresh(&state, request).await
+            }
+            _ => oauth_response(
+                Err::<device_grant::TokenResponse, _>(OAuthError::UnsupportedGrantType).to_http(),
+            ),
+        },
+        result => oauth_response(result.to_http()),
     }
 }
 
