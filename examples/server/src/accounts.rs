@@ -20,7 +20,7 @@ pub(crate) const SCOPES: &[(&str, &str)] = &[
 pub(crate) fn clients() -> StaticClients {
     let all = ScopeSet::parse("openid profile email offline_access").expect("valid scopes");
 
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.name = "Living-room TV".to_owned();
     tv.allowed_scopes = all.clone();
     tv.default_scopes = ScopeSet::parse("profile").expect("valid scope");
@@ -28,13 +28,13 @@ pub(crate) fn clients() -> StaticClients {
     // A command-line tool: its device code may end up in a terminal's
     // scrollback or a CI log, so it must send a PKCE challenge (S256) and
     // prove it holds the verifier when it polls.
-    let mut cli = Client::new("cli", vec![AuthMethod::None]);
+    let mut cli = Client::for_device_grant("cli", vec![AuthMethod::None]);
     cli.name = "Command-line tool".to_owned();
     cli.allowed_scopes = all.clone();
     cli.default_scopes = ScopeSet::parse("profile").expect("valid scope");
     cli.require_pkce = true;
 
-    let mut printer = Client::new(
+    let mut printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
