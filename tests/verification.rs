@@ -4,7 +4,7 @@ mod common;
 
 use common::harness;
 use device_grant::store::LimiterKey;
-use device_grant::{Event, ScopeSet, Subject, VerificationError, VerificationTicket};
+use device_grant::{EventKind, ScopeSet, Subject, VerificationError, VerificationTicket};
 
 #[tokio::test]
 async fn typed_codes_are_normalized() {
@@ -67,8 +67,8 @@ async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
         Err(VerificationError::TooManyAttempts { .. })
     ));
     assert!(h.events.events().iter().any(|e| matches!(
-        e,
-        Event::LimiterTripped {
+        e.kind,
+        EventKind::LimiterTripped {
             budget: device_grant::BudgetKind::WrongCodesPerKey,
             ..
         }
