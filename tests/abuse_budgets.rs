@@ -15,8 +15,8 @@ use device_grant::store::{
 };
 use device_grant::{
     BackendError, Budget, BudgetKind, Budgets, CodeEntry, DeviceGrant, EndpointRequest, ErrorCode,
-    Event, EventKind, ManualClock, MemoryLimiter, MemoryStore, OAuthError, RecordedEvents, RequestContext,
-    Subject, VerificationError,
+    Event, EventKind, ManualClock, MemoryLimiter, MemoryStore, OAuthError, RecordedEvents,
+    RequestContext, Subject, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 

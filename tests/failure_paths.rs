@@ -15,8 +15,8 @@ use device_grant::store::{
 };
 use device_grant::{
     ApprovedGrant, BackendError, Budget, Budgets, CodeEntry, DeviceGrant, EndpointRequest,
-    ErrorCode, Event, EventKind, ManualClock, MemoryLimiter, MemoryStore, RecordedEvents, RequestContext,
-    Subject, TokenIssuer, TokenResponse, VerificationError,
+    ErrorCode, Event, EventKind, ManualClock, MemoryLimiter, MemoryStore, RecordedEvents,
+    RequestContext, Subject, TokenIssuer, TokenResponse, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 

@@ -258,10 +258,8 @@ async fn a_missing_or_wrong_verifier_consumes_nothing_and_the_right_one_redeems_
     }
     assert_eq!(h.issuer.0.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(
-        count(
-            &h,
-            |e| matches!(e.kind, EventKind::VerifierRefused { .. }) && e.id == Some(codes.id)
-        ),
+        count(&h, |e| matches!(e.kind, EventKind::VerifierRefused { .. })
+            && e.id == Some(codes.id)),
         5
     );
 
@@ -325,7 +323,10 @@ async fn refused_verifiers_neither_slow_down_nor_delay_the_device() {
             .code(),
         ErrorCode::AuthorizationPending
     );
-    assert_eq!(count(&h, |e| matches!(e.kind, EventKind::SlowDown { .. })), 0);
+    assert_eq!(
+        count(&h, |e| matches!(e.kind, EventKind::SlowDown { .. })),
+        0
+    );
     // A refused verifier tells nothing of the request's state either: once
     // denied, the thief still hears invalid_grant, the device access_denied.
     let found = h

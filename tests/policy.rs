@@ -9,12 +9,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use device_grant::{
-    ApprovedGrant, Approve, AuthMethod, BackendError, Client, ClientId, ClientRegistry,
+    Approve, ApprovedGrant, AuthMethod, BackendError, Client, ClientId, ClientRegistry,
     ClientSecret, CodeEntry, Config, ConsentDecision, ConsentPolicy, DEVICE_CODE_GRANT_TYPE,
-    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, Event, EventKind, ManualClock,
-    NetworkPolicy, OAuthError, PolicyCheck, PolicyMode, PolicyStep, PolicyVerdict, Proximity,
-    RecordedEvents, RegistrationError, RequestContext, ScopeSet, StaticClients, Subject,
-    TokenIssuer, TokenResponse, UserCodeKey, VerificationError,
+    DeviceAuthorizationResponse, DeviceGrant, EndpointRequest, Event, ManualClock, NetworkPolicy,
+    OAuthError, PolicyCheck, PolicyMode, PolicyStep, PolicyVerdict, Proximity, RecordedEvents,
+    RegistrationError, RequestContext, ScopeSet, StaticClients, Subject, TokenIssuer,
+    TokenResponse, UserCodeKey, VerificationError,
 };
 
 const DEVICE_IP: &str = "192.0.2.10";
@@ -74,7 +74,15 @@ impl TokenIssuer for Minted {
 /// What the policy was asked, step by step, and a fixed answer per step.
 #[derive(Default)]
 struct Scripted {
-    asked: Mutex<Vec<(PolicyStep, String, String, Option<Proximity>, Option<String>)>>,
+    asked: Mutex<
+        Vec<(
+            PolicyStep,
+            String,
+            String,
+            Option<Proximity>,
+            Option<String>,
+        )>,
+    >,
     answers: HashMap<&'static str, ConsentDecision>,
 }
 
@@ -177,7 +185,11 @@ fn device() -> RequestContext {
 }
 
 impl World {
-    async fn ask(&self, client: &str, scope: &str) -> Result<DeviceAuthorizationResponse, OAuthError> {
+    async fn ask(
+        &self,
+        client: &str,
+        scope: &str,
+    ) -> Result<DeviceAuthorizationResponse, OAuthError> {
         let body = format!("client_id={client}&scope={}", scope.replace(' ', "%20"));
         self.grant
             .device_authorization(EndpointRequest::form(body.as_bytes()), device())
@@ -214,7 +226,9 @@ impl World {
             "grant_type={DEVICE_CODE_GRANT_TYPE}&client_id={client}&device_code={}",
             codes.device_code.secret()
         );
-        self.grant.token(EndpointRequest::form(body.as_bytes())).await
+        self.grant
+            .token(EndpointRequest::form(body.as_bytes()))
+            .await
     }
 
     fn kinds(&self) -> Vec<&'static str> {
@@ -312,22 +326,37 @@ async fn the_policy_is_asked_at_each_step_with_what_it_needs() {
     assert_eq!(
         asked,
         vec![
-            (PolicyStep::Initiation, "tv-app".into(), scopes.clone(), None, None),
+            (
+                PolicyStep::Initiation,
+                "tv-app".to_owned(),
+                scopes.clone(),
+                None,
+                None
+            ),
             (
                 PolicyStep::Approval,
-                "tv-app".into(),
+                "tv-app".to_owned(),
                 scopes.clone(),
                 Some(Proximity::DifferentNetwork),
-                Some("alice".into())
+                Some("alice".to_owned())
             ),
-            (PolicyStep::Redemption, "tv-app".into(), scopes, None, Some("alice".into())),
+            (
+                PolicyStep::Redemption,
+                "tv-app".to_owned(),
+                scopes,
+                None,
+                Some("alice".to_owned())
+            ),
         ]
     );
 }
 
 #[tokio::test]
 async fn a_refusal_at_initiation_is_unauthorized_client_and_stores_nothing() {
-    let w = world(Arc::new(Scripted::refusing("initiation")), PolicyMode::Enforce);
+    let w = world(
+        Arc::new(Scripted::refusing("initiation")),
+        PolicyMode::Enforce,
+    );
     let refused = w.ask("tv-app", "profile").await;
     assert!(matches!(refused, Err(OAuthError::InitiationRefused)));
     assert_eq!(refused.unwrap_err().code().as_str(), "unauthorized_client");
@@ -367,7 +396,10 @@ async fn network_conditions_decide_at_approval() {
 
 #[tokio::test]
 async fn a_refusal_at_redemption_denies_the_request_for_good() {
-    let w = world(Arc::new(Scripted::refusing("redemption")), PolicyMode::Enforce);
+    let w = world(
+        Arc::new(Scripted::refusing("redemption")),
+        PolicyMode::Enforce,
+    );
     let codes = w.ask("tv-app", "profile").await.unwrap();
     w.approve_from(&codes, DEVICE_IP).await.unwrap();
     let refused = w.poll("tv-app", &codes).await;
@@ -388,7 +420,10 @@ async fn a_client_withdrawn_after_approval_gets_access_denied_and_no_tokens() {
 
     // Enforced even in report-only mode: the registration is not the policy's.
     let refused = w.poll("tv-app", &codes).await;
-    assert!(matches!(refused, Err(OAuthError::RedemptionRefused)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(OAuthError::RedemptionRefused)),
+        "{refused:?}"
+    );
     w.clock.advance(time::Duration::seconds(10));
     assert_eq!(code(w.poll("tv-app", &codes).await), "access_denied");
     // Registered again, the request stays denied: no path to its tokens.
@@ -410,7 +445,10 @@ async fn a_client_withdrawn_after_approval_gets_access_denied_and_no_tokens() {
     let pending = w.ask("tv-app", "profile").await.unwrap();
     w.clients.change("tv-app", |c| c.device_grant = false);
     assert_eq!(code(w.poll("tv-app", &pending).await), "access_denied");
-    assert_eq!(code(w.ask("tv-app", "profile").await), "unauthorized_client");
+    assert_eq!(
+        code(w.ask("tv-app", "profile").await),
+        "unauthorized_client"
+    );
 }
 
 #[tokio::test]
@@ -494,7 +532,12 @@ async fn events_carry_request_client_device_approver_and_decision_and_no_secret(
 
     // The serialized form: stable member names, every one present, RFC 3339 times.
     let json = serde_json::to_value(&approved).unwrap();
-    let members: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    let members: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     let mut expected = vec![
         "approver_ip",
         "at",

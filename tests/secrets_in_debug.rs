@@ -317,6 +317,8 @@ async fn a_whole_flow_prints_no_secret() {
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
+    // Shows a QR code: it asks for the complete link.
+    printer.verification_uri_complete = true;
     printer.allowed_scopes = ScopeSet::parse("profile").unwrap();
     let store = Arc::new(MemoryStore::new());
     let events = Arc::new(RecordedEvents::default());

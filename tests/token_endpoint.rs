@@ -3,7 +3,9 @@
 mod common;
 
 use common::{PRINTER_SECRET, basic, harness, harness_with, poll_body};
-use device_grant::{EndpointRequest, ErrorCode, EventKind, Interval, OAuthError, PollingRules, ToHttp};
+use device_grant::{
+    EndpointRequest, ErrorCode, EventKind, Interval, OAuthError, PollingRules, ToHttp,
+};
 
 fn code(r: &Result<device_grant::TokenResponse, OAuthError>) -> ErrorCode {
     r.as_ref().expect_err("an error").code()

@@ -748,6 +748,8 @@ fn clients() -> StaticClients {
     let scopes = ScopeSet::parse(SCOPES).expect("scopes");
     let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = scopes.clone();
+    // Shows a QR code: it asks for the complete link.
+    tv.verification_uri_complete = true;
     tv.default_scopes = ScopeSet::parse("profile").expect("scopes");
     let mut printer = Client::for_device_grant(
         "printer",

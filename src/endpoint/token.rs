@@ -46,7 +46,17 @@ impl DeviceGrant {
     /// one sent for a request made without a challenge, is `invalid_grant`
     /// ([`OAuthError::CodeVerifier`]) and is checked before the request's
     /// state: it changes nothing, so the device holding the verifier can
-    /// still redeem the code. It raises [`Event::VerifierRefused`].
+    /// still redeem the code. It raises [`EventKind::VerifierRefused`].
+    ///
+    /// Before an approved code is redeemed, the client's registration is read
+    /// again and the [`ConsentPolicy`](crate::ConsentPolicy) is asked at
+    /// [`PolicyStep::Redemption`]: a client no longer registered for the
+    /// device grant ([`Client::device_grant`]), or a refusal, is
+    /// `access_denied` ([`OAuthError::RedemptionRefused`]), the request is
+    /// marked denied so that every later poll gets `access_denied` too, no
+    /// token is minted, and [`EventKind::Refused`] is raised. A pending
+    /// request of a client no longer registered is denied the same way at its
+    /// next poll.
     pub async fn token(&self, request: EndpointRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let form = request.parse(self)?;
         if form.require("grant_type")? != DEVICE_CODE_GRANT_TYPE {

@@ -43,6 +43,8 @@ pub fn clients() -> StaticClients {
     let scopes = ScopeSet::parse("openid profile email offline_access").unwrap();
     let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = scopes.clone();
+    // Shows a QR code: it asks for the complete link.
+    tv.verification_uri_complete = true;
     tv.default_scopes = ScopeSet::parse("profile").unwrap();
     let mut printer = Client::for_device_grant(
         "printer",

@@ -33,7 +33,11 @@ impl<W: Write + Send> EventSink for JsonLines<W> {
         // One write per line, then a flush: a reader tailing the file never
         // sees half an event, and nothing waits in a buffer when the process
         // stops. A failed write loses this line, never the request.
-        if writer.write_all(&line).and_then(|()| writer.flush()).is_err() {
+        if writer
+            .write_all(&line)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             tracing::error!(event = "audit_log_failed", "cannot write the audit log");
         }
     }

@@ -132,20 +132,22 @@ async fn run() -> Result<(), String> {
     options.client_address = args.client_address;
     options.policy_mode = args.policy_mode;
     // The audit log: one JSON object per event and line, for a SIEM.
-    options.events = match args.audit_log.as_deref() {
-        None => None,
-        Some("-") => Some(std::sync::Arc::new(app::audit::JsonLines::new(
-            std::io::stdout(),
-        ))),
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the audit log {path}: {e}"))?;
-            Some(std::sync::Arc::new(app::audit::JsonLines::new(file)))
-        }
-    };
+    let audit_log: Option<std::sync::Arc<dyn device_grant::EventSink>> =
+        match args.audit_log.as_deref() {
+            None => None,
+            Some("-") => Some(std::sync::Arc::new(app::audit::JsonLines::new(
+                std::io::stdout(),
+            ))),
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open the audit log {path}: {e}"))?;
+                Some(std::sync::Arc::new(app::audit::JsonLines::new(file)))
+            }
+        };
+    options.events = audit_log;
     let storage = app::open_store(&args.store)
         .await
         .map_err(|e| e.to_string())?;

@@ -508,7 +508,7 @@ fn spawn_purge(grant: DeviceGrant, every: std::time::Duration) {
 }
 
 /// The audit sink: revokes the tokens of a replayed device code, as the crate's
-/// `Event::Replay` asks (the code may have been stolen), and passes every event
+/// `EventKind::Replay` asks (the code may have been stolen), and passes every event
 /// on to the optional extra sink.
 struct AuditEvents {
     tokens: Arc<tokens::Tokens>,

@@ -14,8 +14,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use device_grant::store::LimiterKey;
 use device_grant::{
-    ApprovalData, Approve, Assessment, CodeEntry, ConsentDecision, PendingRequest, PolicyStep, PolicyVerdict,
-    Proximity, RequestDetails, StepUpProof, Subject, VerificationError, VerificationTicket,
+    ApprovalData, Approve, Assessment, CodeEntry, ConsentDecision, PendingRequest, PolicyStep,
+    PolicyVerdict, Proximity, RequestDetails, StepUpProof, Subject, VerificationError,
+    VerificationTicket,
 };
 use minijinja::context;
 use time::{Duration, OffsetDateTime};

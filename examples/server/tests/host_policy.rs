@@ -143,7 +143,10 @@ async fn the_complete_link_only_for_the_client_that_asks_and_the_scope_ceiling()
         "{tv}"
     );
     let speaker = ask_raw(&server, SPEAKER, "profile").await;
-    assert!(speaker.get("verification_uri_complete").is_none(), "{speaker}");
+    assert!(
+        speaker.get("verification_uri_complete").is_none(),
+        "{speaker}"
+    );
     assert_eq!(speaker["verification_uri"], server.url("/device"));
 
     // `openid` is allowed to the speaker, but not through the device grant.
@@ -174,9 +177,17 @@ async fn report_only_reports_the_step_up_and_lets_the_flow_through() {
     let (_, codes) = ask_from(&server, TV, "198.51.100.7", "profile").await;
     // From another network: the enforced policy would ask for a step-up.
     let (browser, consent) = consent_from(&server, "203.0.113.9", &codes).await;
-    assert!(!consent.contains("Confirm it’s you to allow"), "{}", consent.html);
+    assert!(
+        !consent.contains("Confirm it’s you to allow"),
+        "{}",
+        consent.html
+    );
     let done = browser
-        .submit(&consent, &consent.form("/consent"), Some(("decision", "approve")))
+        .submit(
+            &consent,
+            &consent.form("/consent"),
+            Some(("decision", "approve")),
+        )
         .await;
     assert_eq!(done.status, 200, "{}", done.html);
     clock.advance(time::Duration::seconds(2));
@@ -202,7 +213,10 @@ async fn a_client_withdrawn_between_approval_and_redemption_gets_access_denied()
     assert!(server.host.set_device_grant("tv-app", false));
     clock.advance(time::Duration::seconds(2));
     let (status, body) = poll_raw(&server, TV, &codes).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("access_denied")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("access_denied"))
+    );
     // Registered again: the request stays denied, with no path to tokens.
     assert!(server.host.set_device_grant("tv-app", true));
     clock.advance(time::Duration::seconds(2));
@@ -281,11 +295,13 @@ async fn the_audit_log_query_flags_a_phishing_campaign_and_not_ordinary_use() {
         ] {
             assert!(e.get(member).is_some(), "{member} in {e}");
         }
-        assert!(time::OffsetDateTime::parse(
-            e["at"].as_str().unwrap(),
-            &time::format_description::well_known::Rfc3339
-        )
-        .is_ok());
+        assert!(
+            time::OffsetDateTime::parse(
+                e["at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()
+        );
     }
 
     let flagged = phishing_query(&events, 3);
@@ -300,9 +316,14 @@ async fn the_audit_log_query_flags_a_phishing_campaign_and_not_ordinary_use() {
         .iter()
         .filter(|e| e["event"] == "approved" && e["client_id"] == "tv-app")
         .collect();
-    let devices: BTreeSet<&str> = campaign.iter().map(|e| e["device_ip"].as_str().unwrap()).collect();
-    let approvers: BTreeSet<&str> =
-        campaign.iter().map(|e| e["approver_ip"].as_str().unwrap()).collect();
+    let devices: BTreeSet<&str> = campaign
+        .iter()
+        .map(|e| e["device_ip"].as_str().unwrap())
+        .collect();
+    let approvers: BTreeSet<&str> = campaign
+        .iter()
+        .map(|e| e["approver_ip"].as_str().unwrap())
+        .collect();
     assert_eq!(devices.into_iter().collect::<Vec<_>>(), [attacker]);
     assert_eq!(approvers.len(), 3);
     // The phished approvals went through the step-up the policy asked for.
