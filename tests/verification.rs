@@ -156,9 +156,9 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
         .events
         .events()
         .iter()
-        .map(|e| format!("{e:?}").split(' ').next().unwrap().to_owned())
+        .map(|e| e.kind.as_str())
         .collect();
-    assert_eq!(kinds, ["Created", "Approved", "Redeemed"]);
+    assert_eq!(kinds, ["created", "approved", "redeemed"]);
 }
 
 #[tokio::test]
