@@ -152,12 +152,7 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
     ));
     let tokens = h.poll("tv-app", c.device_code.secret()).await.unwrap();
     assert!(tokens.access_token.secret().starts_with("at-alice-"));
-    let kinds: Vec<_> = h
-        .events
-        .events()
-        .iter()
-        .map(|e| e.kind.as_str())
-        .collect();
+    let kinds: Vec<_> = h.events.events().iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["created", "approved", "redeemed"]);
 }
 
