@@ -40,7 +40,7 @@ impl TokenIssuer for NoTokens {
 }
 
 fn grant(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> DeviceGrant {
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = ScopeSet::parse("profile").unwrap();
     let config = Config::builder(
         "https://as.example/device",

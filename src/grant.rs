@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::host::clients::ClientRegistry;
 use crate::host::clock::{Clock, SystemClock};
-use crate::host::consent::{AllowAll, ConsentPolicy};
+use crate::host::consent::{
+    AllowAll, ConsentDecision, ConsentPolicy, PolicyCheck, PolicyMode, PolicyVerdict,
+};
 use crate::host::events::{Event, EventSink, NoEvents};
 use crate::host::issuer::TokenIssuer;
 use crate::host::limiter::AttemptLimiter;
@@ -35,6 +37,7 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) consent: Arc<dyn ConsentPolicy>,
+    pub(crate) policy_mode: PolicyMode,
 }
 
 impl std::fmt::Debug for DeviceGrant {
@@ -62,6 +65,7 @@ impl DeviceGrant {
             clock: None,
             events: None,
             consent: None,
+            policy_mode: PolicyMode::Enforce,
         }
     }
 
@@ -89,6 +93,27 @@ impl DeviceGrant {
     pub(crate) fn emit(&self, event: Event) {
         self.inner.events.record(&event);
     }
+
+    /// Asks the policy about one step. The verdict's `decision` is the
+    /// policy's; `enforced` says whether the step must act on it.
+    pub(crate) fn policy(&self, check: &PolicyCheck<'_>) -> PolicyVerdict {
+        PolicyVerdict {
+            step: check.step,
+            decision: self.inner.consent.decide(check),
+            enforced: self.inner.policy_mode == PolicyMode::Enforce,
+        }
+    }
+}
+
+impl PolicyVerdict {
+    /// The decision the step acts on: the policy's when enforced, else `Allow`.
+    pub(crate) fn effective(&self) -> ConsentDecision {
+        if self.enforced {
+            self.decision
+        } else {
+            ConsentDecision::Allow
+        }
+    }
 }
 
 /// What [`DeviceGrant::purge_expired`] deleted.
@@ -111,6 +136,7 @@ pub struct DeviceGrantBuilder {
     clock: Option<Arc<dyn Clock>>,
     events: Option<Arc<dyn EventSink>>,
     consent: Option<Arc<dyn ConsentPolicy>>,
+    policy_mode: PolicyMode,
 }
 
 impl std::fmt::Debug for DeviceGrantBuilder {
@@ -146,9 +172,17 @@ impl DeviceGrantBuilder {
         self
     }
 
-    /// The consent policy [`DeviceGrant::assess`] applies. Default: [`AllowAll`].
+    /// The policy asked at initiation, approval and redemption
+    /// ([`ConsentPolicy`]). Default: [`AllowAll`].
     pub fn consent_policy(mut self, policy: Arc<dyn ConsentPolicy>) -> Self {
         self.consent = Some(policy);
+        self
+    }
+
+    /// Whether the policy's decisions are acted upon or only reported in the
+    /// audit events. Default: [`PolicyMode::Enforce`].
+    pub fn policy_mode(mut self, mode: PolicyMode) -> Self {
+        self.policy_mode = mode;
         self
     }
 
@@ -166,6 +200,7 @@ impl DeviceGrantBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 events: self.events.unwrap_or_else(|| Arc::new(NoEvents)),
                 consent: self.consent.unwrap_or_else(|| Arc::new(AllowAll)),
+                policy_mode: self.policy_mode,
             }),
         }
     }

@@ -20,7 +20,7 @@
 //! }
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+//! let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
 //! tv.allowed_scopes = ScopeSet::parse("profile").unwrap();
 //! let config = Config::builder("https://as.example/device", UserCodeKey::new(&[7; 32]).unwrap())
 //!     .build()
@@ -129,11 +129,12 @@ pub use grant::{DeviceGrant, DeviceGrantBuilder, Purged};
 pub use host::clients::{ClientRegistry, StaticClients};
 pub use host::clock::{Clock, ManualClock, SystemClock};
 pub use host::consent::{
-    AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy, StepUpProof,
+    AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy, PerClient,
+    PolicyCheck, PolicyMode, PolicyStep, PolicyVerdict, StepUpProof,
 };
 #[cfg(feature = "tracing")]
 pub use host::events::TracingEvents;
-pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
+pub use host::events::{Event, EventKind, EventSink, NoEvents, RecordedEvents};
 pub use host::issuer::{
     ApprovalData, ApprovalDataError, ApprovedGrant, Token, TokenIssuer, TokenResponse,
 };

@@ -15,8 +15,8 @@ use device_grant::store::{
 };
 use device_grant::{
     BackendError, Budget, BudgetKind, Budgets, CodeEntry, DeviceGrant, EndpointRequest, ErrorCode,
-    Event, ManualClock, MemoryLimiter, MemoryStore, OAuthError, RecordedEvents, RequestContext,
-    Subject, VerificationError,
+    Event, EventKind, ManualClock, MemoryLimiter, MemoryStore, OAuthError, RecordedEvents,
+    RequestContext, Subject, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -117,8 +117,8 @@ async fn a_spent_anonymous_budget_moves_code_entry_to_signed_in_mode() {
     };
     assert!(retry_after > Duration::ZERO && retry_after <= Duration::minutes(5));
     assert!(h.events.events().iter().any(|e| matches!(
-        e,
-        Event::LimiterTripped {
+        e.kind,
+        EventKind::LimiterTripped {
             budget: BudgetKind::WrongCodesAnonymous,
             ..
         }
@@ -265,8 +265,8 @@ async fn an_ipv6_48_cannot_multiply_the_source_budget_by_its_64s() {
     start(&h, from("2001:db8:a:77::1")).await.unwrap();
     start(&h, from("192.0.2.50")).await.unwrap();
     assert!(h.events.events().iter().any(|e| matches!(
-        e,
-        Event::LimiterTripped {
+        e.kind,
+        EventKind::LimiterTripped {
             budget: BudgetKind::AuthorizationsPerWideSource,
             ..
         }
@@ -418,7 +418,7 @@ async fn tripped_events_carry_a_keyed_digest_never_the_key() {
         .events
         .events()
         .into_iter()
-        .filter(|e| matches!(e, Event::LimiterTripped { .. }))
+        .filter(|e| matches!(e.kind, EventKind::LimiterTripped { .. }))
         .collect();
     assert_eq!(tripped.len(), 1);
     let shown = format!("{tripped:?} {session:?}");
@@ -444,8 +444,8 @@ async fn tripped_events_carry_a_keyed_digest_never_the_key() {
     let _ = other.grant.verify(wrong2, &session).await;
     let _ = other.grant.verify(wrong2, &session).await;
     let digest = |events: Vec<Event>| {
-        events.into_iter().find_map(|e| match e {
-            Event::LimiterTripped { key, .. } => Some(key),
+        events.into_iter().find_map(|e| match e.kind {
+            EventKind::LimiterTripped { key, .. } => Some(key),
             _ => None,
         })
     };

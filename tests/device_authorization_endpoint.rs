@@ -3,7 +3,7 @@
 mod common;
 
 use common::{PRINTER_SECRET, basic, harness};
-use device_grant::{EndpointRequest, ErrorCode, Event, RequestContext, ToHttp};
+use device_grant::{EndpointRequest, ErrorCode, EventKind, RequestContext, ToHttp};
 
 async fn start(
     req: EndpointRequest<'_>,
@@ -54,7 +54,7 @@ async fn response_is_exactly_rfc_8628_section_3_2() {
     let debug = format!("{r:?}");
     assert!(!debug.contains(r.device_code.secret()));
     assert!(!debug.contains(user_code));
-    assert!(matches!(h.events.events()[0], Event::Created { .. }));
+    assert!(matches!(h.events.events()[0].kind, EventKind::Created));
 }
 
 #[tokio::test]

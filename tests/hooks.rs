@@ -26,9 +26,9 @@ fn config() -> ConfigBuilder {
 
 fn grant(config: Config) -> DeviceGrant {
     let clients = StaticClients::new()
-        .with_public(Client::new("tv-app", vec![AuthMethod::None]))
+        .with_public(Client::for_device_grant("tv-app", vec![AuthMethod::None]))
         .with_confidential(
-            Client::new("printer", vec![AuthMethod::ClientSecretBasic]),
+            Client::for_device_grant("printer", vec![AuthMethod::ClientSecretBasic]),
             "s3cret",
         );
     DeviceGrant::builder(config, Arc::new(clients), Arc::new(NoTokens)).build()

@@ -53,7 +53,7 @@ fn instance(
     limiter: Arc<MemoryLimiter>,
     clock: Arc<ManualClock>,
 ) -> DeviceGrant {
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = ScopeSet::parse("profile").unwrap();
     DeviceGrant::builder(
         config,

@@ -80,7 +80,7 @@ async fn poll(grant: &DeviceGrant, body: &str, header: Option<&str>) -> OAuthErr
 }
 
 fn mixed() -> Client {
-    Client::new(
+    Client::for_device_grant(
         "mixed",
         vec![AuthMethod::ClientSecretPost, AuthMethod::None],
     )
@@ -124,7 +124,7 @@ async fn a_client_that_is_not_public_never_authenticates_with_its_id_alone() {
 
 #[tokio::test]
 async fn a_public_client_still_authenticates_with_its_id() {
-    let grant = grant(HostRegistry(vec![Arc::new(Client::new(
+    let grant = grant(HostRegistry(vec![Arc::new(Client::for_device_grant(
         "tv",
         vec![AuthMethod::None],
     ))]));
@@ -152,14 +152,14 @@ fn static_clients_panic_on_a_confidential_registration_that_lists_none() {
 #[test]
 #[should_panic(expected = "client `printer`")]
 fn static_clients_panic_on_a_public_registration_with_a_secret_method() {
-    let printer = Client::new("printer", vec![AuthMethod::ClientSecretBasic]);
+    let printer = Client::for_device_grant("printer", vec![AuthMethod::ClientSecretBasic]);
     let _ = StaticClients::new().with_public(printer);
 }
 
 #[test]
 #[should_panic(expected = "client `tv`")]
 fn static_clients_panic_on_default_scopes_beyond_the_allowed_ones() {
-    let mut tv = Client::new("tv", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv", vec![AuthMethod::None]);
     tv.allowed_scopes = scopes("profile");
     tv.default_scopes = scopes("profile email");
     let _ = StaticClients::new().with_public(tv);
@@ -167,10 +167,10 @@ fn static_clients_panic_on_default_scopes_beyond_the_allowed_ones() {
 
 #[tokio::test]
 async fn omitted_scope_grants_the_defaults_only_when_they_are_allowed() {
-    let mut greedy = Client::new("greedy", vec![AuthMethod::None]);
+    let mut greedy = Client::for_device_grant("greedy", vec![AuthMethod::None]);
     greedy.allowed_scopes = scopes("profile");
     greedy.default_scopes = scopes("profile email");
-    let mut modest = Client::new("modest", vec![AuthMethod::None]);
+    let mut modest = Client::for_device_grant("modest", vec![AuthMethod::None]);
     modest.allowed_scopes = scopes("profile email");
     modest.default_scopes = scopes("profile");
     let grant = grant(HostRegistry(vec![Arc::new(greedy), Arc::new(modest)]));
@@ -216,9 +216,9 @@ async fn omitted_scope_grants_the_defaults_only_when_they_are_allowed() {
 /// Two clients the device grant is not for: a public web app and a
 /// confidential back end, both using the host's other grants.
 fn not_for_devices() -> StaticClients {
-    let mut web = Client::new("web", vec![AuthMethod::None]);
+    let mut web = Client::for_device_grant("web", vec![AuthMethod::None]);
     web.device_grant = false;
-    let mut backend = Client::new(
+    let mut backend = Client::for_device_grant(
         "backend",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
@@ -305,7 +305,7 @@ async fn the_device_grant_endpoints_still_refuse_clients_without_it() {
 fn try_registrations_say_what_is_wrong() {
     use device_grant::RegistrationError as E;
     let id = |s: &str| ClientId::new(s);
-    let public = |name: &str, methods: Vec<AuthMethod>| Client::new(name, methods);
+    let public = |name: &str, methods: Vec<AuthMethod>| Client::for_device_grant(name, methods);
     let clients = StaticClients::new;
 
     assert_eq!(
@@ -361,10 +361,10 @@ fn try_registrations_say_what_is_wrong() {
 
 #[tokio::test]
 async fn valid_try_registrations_authenticate() {
-    let mut tv = Client::new("tv", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv", vec![AuthMethod::None]);
     tv.allowed_scopes = scopes("profile email");
     tv.default_scopes = scopes("profile");
-    let printer = Client::new(
+    let printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
@@ -393,10 +393,10 @@ async fn valid_try_registrations_authenticate() {
 #[test]
 fn client_validate_serves_host_registries() {
     use device_grant::RegistrationError as E;
-    let tv = Client::new("tv", vec![AuthMethod::None]);
+    let tv = Client::for_device_grant("tv", vec![AuthMethod::None]);
     assert!(tv.is_public() && !tv.is_confidential());
     tv.validate().unwrap();
-    let printer = Client::new(
+    let printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
@@ -408,7 +408,7 @@ fn client_validate_serves_host_registries() {
         m.validate(),
         Err(E::MixedAuthMethods(ClientId::new("mixed")))
     );
-    let none = Client::new("none", vec![]);
+    let none = Client::for_device_grant("none", vec![]);
     assert!(!none.is_public() && !none.is_confidential());
     assert_eq!(none.validate(), Err(E::NoAuthMethod(ClientId::new("none"))));
 }

@@ -163,7 +163,7 @@ fn client_credentials_and_forms_hide_secrets() {
 #[test]
 fn registrations_hide_secrets_and_their_hashes() {
     use sha2::Digest as _;
-    let mut printer = Client::new(
+    let mut printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
@@ -313,10 +313,12 @@ fn token_response() -> TokenResponse {
 /// checked against every secret seen so far.
 #[tokio::test]
 async fn a_whole_flow_prints_no_secret() {
-    let mut printer = Client::new(
+    let mut printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
+    // Shows a QR code: it asks for the complete link.
+    printer.verification_uri_complete = true;
     printer.allowed_scopes = ScopeSet::parse("profile").unwrap();
     let store = Arc::new(MemoryStore::new());
     let events = Arc::new(RecordedEvents::default());
@@ -806,7 +808,7 @@ async fn a_refused_code_verifier_is_never_shown() {
     const VERIFIER: &str = "pkce-VERIFIER-secret-0123456789-abcdefghijklmnop";
     let other = "pkce-OTHER-verifier-secret-0123456789-abcdefghijk";
     let challenge = device_grant::CodeChallenge::from_verifier(VERIFIER).unwrap();
-    let mut tv = Client::new("tv", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv", vec![AuthMethod::None]);
     tv.allowed_scopes = ScopeSet::parse("profile").unwrap();
     let events = Arc::new(RecordedEvents::default());
     let grant = DeviceGrant::builder(

@@ -4,7 +4,7 @@ mod common;
 
 use common::harness;
 use device_grant::store::LimiterKey;
-use device_grant::{Event, ScopeSet, Subject, VerificationError, VerificationTicket};
+use device_grant::{EventKind, ScopeSet, Subject, VerificationError, VerificationTicket};
 
 #[tokio::test]
 async fn typed_codes_are_normalized() {
@@ -67,8 +67,8 @@ async fn malformed_input_costs_nothing_wrong_codes_spend_the_budget() {
         Err(VerificationError::TooManyAttempts { .. })
     ));
     assert!(h.events.events().iter().any(|e| matches!(
-        e,
-        Event::LimiterTripped {
+        e.kind,
+        EventKind::LimiterTripped {
             budget: device_grant::BudgetKind::WrongCodesPerKey,
             ..
         }
@@ -152,13 +152,8 @@ async fn approve_and_deny_act_only_on_live_pending_requests() {
     ));
     let tokens = h.poll("tv-app", c.device_code.secret()).await.unwrap();
     assert!(tokens.access_token.secret().starts_with("at-alice-"));
-    let kinds: Vec<_> = h
-        .events
-        .events()
-        .iter()
-        .map(|e| format!("{e:?}").split(' ').next().unwrap().to_owned())
-        .collect();
-    assert_eq!(kinds, ["Created", "Approved", "Redeemed"]);
+    let kinds: Vec<_> = h.events.events().iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "approved", "redeemed"]);
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ impl World {
     pub fn new(count: usize) -> Self {
         let clock = Arc::new(BenchClock::new());
         let store = Arc::new(MemoryStore::new());
-        let mut tv = Client::new(CLIENT, vec![AuthMethod::None]);
+        let mut tv = Client::for_device_grant(CLIENT, vec![AuthMethod::None]);
         tv.allowed_scopes = ScopeSet::parse(SCOPE).expect("valid");
         let clients = Arc::new(StaticClients::new().with_public(tv));
         let strict = grant(

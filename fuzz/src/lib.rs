@@ -746,15 +746,17 @@ const DENIED: usize = 2;
 
 fn clients() -> StaticClients {
     let scopes = ScopeSet::parse(SCOPES).expect("scopes");
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = scopes.clone();
+    // Shows a QR code: it asks for the complete link.
+    tv.verification_uri_complete = true;
     tv.default_scopes = ScopeSet::parse("profile").expect("scopes");
-    let mut printer = Client::new(
+    let mut printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
     printer.allowed_scopes = scopes;
-    let mut web = Client::new("web-only", vec![AuthMethod::None]);
+    let mut web = Client::for_device_grant("web-only", vec![AuthMethod::None]);
     web.device_grant = false;
     StaticClients::new()
         .with_public(tv)

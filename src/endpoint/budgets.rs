@@ -6,7 +6,7 @@ use hmac::Mac as _;
 use time::{Duration, OffsetDateTime};
 
 use crate::grant::DeviceGrant;
-use crate::host::events::Event;
+use crate::host::events::{Event, EventKind};
 use crate::host::limiter::{Admission, Budget, BudgetKind, KeyDigest, LimiterKey};
 use crate::protocol::client::ClientId;
 use crate::protocol::error::BackendError;
@@ -116,10 +116,13 @@ impl DeviceGrant {
             };
             if let Admission::Exhausted { retry_after } = admission {
                 self.refund(&layers[..i], now).await;
-                self.emit(Event::LimiterTripped {
-                    budget: layer.kind,
-                    key: self.key_digest(&layer.key),
-                });
+                self.emit(Event::bare(
+                    now,
+                    EventKind::LimiterTripped {
+                        budget: layer.kind,
+                        key: self.key_digest(&layer.key),
+                    },
+                ));
                 return Ok(Err(Refused {
                     kind: layer.kind,
                     retry_after,

@@ -3,7 +3,8 @@
 use crate::endpoint::budgets::Layer;
 use crate::endpoint::{EndpointRequest, ToHttp};
 use crate::grant::DeviceGrant;
-use crate::host::events::Event;
+use crate::host::consent::{ConsentDecision, PolicyCheck, PolicyStep};
+use crate::host::events::{Event, EventKind};
 use crate::host::limiter::BudgetKind;
 use crate::host::store::Inserted;
 use crate::protocol::authorization::{
@@ -82,7 +83,17 @@ impl ToHttp for DeviceAuthorizationResponse {
 
 impl DeviceGrant {
     /// Serves the device authorization endpoint: authenticates the client, checks
-    /// the grant and scopes, and issues a device code and a user code.
+    /// the grant and scopes, asks the host's policy, and issues a device code
+    /// and a user code.
+    ///
+    /// A client not registered for the device grant ([`Client::device_grant`])
+    /// is `unauthorized_client`; scopes above the client's device-grant
+    /// ceiling ([`Client::device_scope_ceiling`]) are `invalid_scope`; a
+    /// request the [`ConsentPolicy`](crate::ConsentPolicy) refuses at
+    /// [`PolicyStep::Initiation`] is `unauthorized_client`
+    /// ([`OAuthError::InitiationRefused`]), with an [`EventKind::Refused`]
+    /// event. `verification_uri_complete` is sent only to a client that asks
+    /// for it ([`Client::verification_uri_complete`]).
     ///
     /// A request may carry a PKCE `code_challenge` with `code_challenge_method`
     /// `S256` (RFC 7636); it is kept with the request, and the token endpoint
@@ -110,6 +121,28 @@ impl DeviceGrant {
         )?;
         let config = &self.inner.config;
         let now = self.now();
+        let id = AuthorizationId::generate();
+        // The host's policy, before any budget is spent: a refused request
+        // costs its source nothing and stores nothing.
+        let verdict = self.policy(&PolicyCheck {
+            step: PolicyStep::Initiation,
+            client: &client,
+            scopes: &scopes,
+            device: &context,
+            consent: None,
+            subject: None,
+        });
+        if verdict.effective() != ConsentDecision::Allow {
+            self.emit(Event {
+                id: Some(id),
+                client_id: Some(client.id.clone()),
+                device_ip: context.ip,
+                device_user_agent: context.user_agent.clone(),
+                policy: Some(verdict),
+                ..Event::bare(now, EventKind::Refused)
+            });
+            return Err(OAuthError::InitiationRefused);
+        }
         let layers = self.authorization_layers(&client, &context);
         if let Err(refused) = self.spend(&layers, now).await? {
             let retry_after = refused.retry_after;
@@ -128,7 +161,6 @@ impl DeviceGrant {
             context,
             code_challenge,
         };
-        let id = AuthorizationId::generate();
         let policy = &config.user_code_policy;
         let mut user_code = policy.generate();
         let mut record = DeviceAuthorization::new(
@@ -159,14 +191,16 @@ impl DeviceGrant {
                     return Err(e.into());
                 }
             }
-            self.emit(Event::Created {
-                id,
-                client_id: client.id.clone(),
-            });
+            self.emit(
+                Event::about(now, EventKind::Created, id, &record.request)
+                    .with_policy(Some(verdict)),
+            );
             return Ok(DeviceAuthorizationResponse {
                 id,
-                verification_uri_complete: config
-                    .complete_uri
+                // Only for a client that asks for it: a link that carries the
+                // code is what a phisher sends (RFC 10027).
+                verification_uri_complete: (config.complete_uri
+                    && client.verification_uri_complete)
                     .then(|| self.complete_uri(&user_code)),
                 device_code,
                 user_code,
@@ -226,7 +260,10 @@ impl DeviceGrant {
         let Some(scope) = scope else {
             // RFC 6749 §3.3: the defaults stand in for a request and must be
             // allowed like one. A host registry need not have checked them.
-            if !client.default_scopes.is_subset(&client.allowed_scopes) {
+            if !client
+                .default_scopes
+                .is_subset(client.device_scope_ceiling())
+            {
                 return Err(OAuthError::InvalidScope);
             }
             return Ok(client.default_scopes.clone());
@@ -237,7 +274,10 @@ impl DeviceGrant {
         }
         // RFC 6749 §5.2: a malformed scope is `invalid_scope` too.
         let scopes = ScopeSet::parse(scope).map_err(|_| OAuthError::InvalidScope)?;
-        if !scopes.is_subset(&client.allowed_scopes) {
+        // The device grant's ceiling, never wider than the allowed scopes.
+        if !scopes.is_subset(client.device_scope_ceiling())
+            || !scopes.is_subset(&client.allowed_scopes)
+        {
             return Err(OAuthError::InvalidScope);
         }
         // Devices mostly ask for exactly their allowed or default scopes: the

@@ -253,7 +253,7 @@ impl DeviceGrant {
     }
 
     /// RFC 6749 §2.3 client authentication, for any grant.
-    async fn authenticate_any(
+    pub(crate) async fn authenticate_any(
         &self,
         form: &Form<'_>,
         authorization: Option<&str>,
@@ -312,13 +312,13 @@ mod tests {
         )
         .build()
         .unwrap();
-        let mut web = Client::new("web", vec![AuthMethod::None]);
+        let mut web = Client::for_device_grant("web", vec![AuthMethod::None]);
         web.device_grant = false;
         let clients = StaticClients::new()
-            .with_public(Client::new("tv", vec![AuthMethod::None]))
+            .with_public(Client::for_device_grant("tv", vec![AuthMethod::None]))
             .with_public(web)
             .with_confidential(
-                Client::new("printer", vec![AuthMethod::ClientSecretPost]),
+                Client::for_device_grant("printer", vec![AuthMethod::ClientSecretPost]),
                 "s3cret",
             );
         DeviceGrant::builder(config, Arc::new(clients), Arc::new(NoTokens)).build()

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use crate::endpoint::commit::Commit;
 use crate::endpoint::{EndpointRequest, ToHttp};
 use crate::grant::DeviceGrant;
-use crate::host::events::Event;
+use crate::host::consent::{ConsentDecision, PolicyCheck, PolicyStep, PolicyVerdict};
+use crate::host::events::{Event, EventKind};
 use crate::host::issuer::{ApprovedGrant, TokenResponse};
-use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome};
+use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome, RequestDetails};
 use crate::protocol::client::Client;
 use crate::protocol::device_code;
 use crate::protocol::error::OAuthError;
@@ -45,26 +46,46 @@ impl DeviceGrant {
     /// one sent for a request made without a challenge, is `invalid_grant`
     /// ([`OAuthError::CodeVerifier`]) and is checked before the request's
     /// state: it changes nothing, so the device holding the verifier can
-    /// still redeem the code. It raises [`Event::VerifierRefused`].
+    /// still redeem the code. It raises [`EventKind::VerifierRefused`].
+    ///
+    /// Before an approved code is redeemed, the client's registration is read
+    /// again and the [`ConsentPolicy`](crate::ConsentPolicy) is asked at
+    /// [`PolicyStep::Redemption`]: a client no longer registered for the
+    /// device grant ([`Client::device_grant`]), or a refusal, is
+    /// `access_denied` ([`OAuthError::RedemptionRefused`]), the request is
+    /// marked denied so that every later poll gets `access_denied` too, no
+    /// token is minted, and [`EventKind::Refused`] is raised. A pending
+    /// request of a client no longer registered is denied the same way at its
+    /// next poll.
     pub async fn token(&self, request: EndpointRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let form = request.parse(self)?;
         if form.require("grant_type")? != DEVICE_CODE_GRANT_TYPE {
             return Err(OAuthError::UnsupportedGrantType);
         }
-        let client = self.authenticate(&form, request.authorization).await?;
+        // Not `authenticate`: a client withdrawn from the grant after its
+        // request was approved must get `access_denied` for that request, and
+        // the request denied for good (below).
+        let client = self.authenticate_any(&form, request.authorization).await?;
+        let withdrawn = || {
+            if client.device_grant {
+                OAuthError::InvalidGrant
+            } else {
+                OAuthError::UnauthorizedClient
+            }
+        };
         let device_code = form.require("device_code")?;
         if !device_code::is_well_formed(device_code) {
-            return Err(OAuthError::InvalidGrant);
+            return Err(withdrawn());
         }
         let verifier = form.get("code_verifier")?;
         let hash = device_code::hash(device_code);
         let store = &self.inner.store;
         for _ in 0..CAS_ROUNDS {
             let Some(record) = store.by_device_code(&hash).await? else {
-                return Err(OAuthError::InvalidGrant);
+                return Err(withdrawn());
             };
             if record.request.client_id != client.id {
-                return Err(OAuthError::InvalidGrant);
+                return Err(withdrawn());
             }
             // PKCE before anything else: a poll without the right verifier
             // writes nothing, counts toward no slow_down, raises no replay and
@@ -72,18 +93,36 @@ impl DeviceGrant {
             if let Err(refused) =
                 pkce::check_verifier(record.request.code_challenge.as_ref(), verifier)
             {
-                self.emit(Event::VerifierRefused {
-                    id: record.id,
-                    client_id: client.id.clone(),
-                    reason: refused,
-                });
+                self.emit(Event::about(
+                    self.now(),
+                    EventKind::VerifierRefused { reason: refused },
+                    record.id,
+                    &record.request,
+                ));
                 return Err(refused.into());
             }
-            let poll = record.poll(self.now(), &self.inner.config.polling);
-            let id = record.id;
-            // Cloned only for the outcomes that emit an event: a pending poll, the
-            // most common request of all, has no use for it.
-            let client_id = || record.request.client_id.clone();
+            let now = self.now();
+            let poll = record.poll(now, &self.inner.config.polling);
+            // Built only for the outcomes that emit an event: a pending poll, the
+            // most common request of all, has no use for one.
+            let event = |kind| Event::about(now, kind, record.id, &record.request);
+            // The redemption re-check: the client's registration as it is now,
+            // then the host's policy. A refusal denies the request for good.
+            let verdict = match &poll.outcome {
+                PollOutcome::Redeem(approval) => {
+                    Some(self.redemption_verdict(&client, &record.request, approval))
+                }
+                PollOutcome::Pending | PollOutcome::SlowDown(_) if !client.device_grant => {
+                    Some(withdrawn_verdict())
+                }
+                _ => None,
+            };
+            if let Some(verdict) = verdict.filter(|v| v.effective() != ConsentDecision::Allow) {
+                match self.withdraw(&record, verdict).await? {
+                    true => return Err(OAuthError::RedemptionRefused),
+                    false => continue,
+                }
+            }
             return match poll.outcome {
                 PollOutcome::Redeem(approval) => {
                     let Some(taken) = poll.next else {
@@ -100,7 +139,7 @@ impl DeviceGrant {
                         // tokens: if it was, the lease ends and frees it.
                         Commit::Unknown(e) => return Err(e.into()),
                     }
-                    self.redeem(client, taken, approval).await
+                    self.redeem(client, taken, approval, verdict).await
                 }
                 outcome => {
                     if let Some(next) = &poll.next {
@@ -110,20 +149,14 @@ impl DeviceGrant {
                     }
                     match outcome {
                         PollOutcome::SlowDown(interval) => {
-                            self.emit(Event::SlowDown {
-                                id,
-                                client_id: client_id(),
-                                interval,
-                            });
+                            self.emit(event(EventKind::SlowDown { interval }));
                             Err(OAuthError::SlowDown { interval })
                         }
                         PollOutcome::Denied => Err(OAuthError::AccessDenied),
                         PollOutcome::Expired => Err(OAuthError::ExpiredToken),
                         PollOutcome::Replay => {
-                            self.emit(Event::Replay {
-                                id,
-                                client_id: client_id(),
-                            });
+                            let subject = record.status.approval().map(|a| &a.subject);
+                            self.emit(event(EventKind::Replay).with_subject(subject));
                             Err(OAuthError::InvalidGrant)
                         }
                         _ => Err(OAuthError::AuthorizationPending),
@@ -141,6 +174,7 @@ impl DeviceGrant {
         client: Arc<Client>,
         taken: DeviceAuthorization,
         approval: Arc<Approval>,
+        verdict: Option<PolicyVerdict>,
     ) -> Result<TokenResponse, OAuthError> {
         let grant = ApprovedGrant {
             id: taken.id,
@@ -177,11 +211,71 @@ impl DeviceGrant {
         if response.scope.is_none() && grant.approval.scopes != grant.request.scopes {
             response.scope = Some(grant.approval.scopes.clone());
         }
-        self.emit(Event::Redeemed {
-            id: grant.id,
-            client_id: grant.client.id.clone(),
-            subject: grant.approval.subject.clone(),
-        });
+        self.emit(
+            Event::about(self.now(), EventKind::Redeemed, grant.id, &grant.request)
+                .with_subject(Some(&grant.approval.subject))
+                .with_policy(verdict),
+        );
         Ok(response)
+    }
+
+    /// The verdict at redemption: the client must still be registered for
+    /// the device grant (in every mode), then the host's policy decides.
+    fn redemption_verdict(
+        &self,
+        client: &Client,
+        request: &RequestDetails,
+        approval: &Approval,
+    ) -> PolicyVerdict {
+        if !client.device_grant {
+            return withdrawn_verdict();
+        }
+        self.policy(&PolicyCheck {
+            step: PolicyStep::Redemption,
+            client,
+            scopes: &approval.scopes,
+            device: &request.context,
+            consent: None,
+            subject: Some(&approval.subject),
+        })
+    }
+
+    /// Denies `record` for good after a refusal at redemption: `true` once
+    /// written, `false` if the record changed meanwhile (read it again).
+    async fn withdraw(
+        &self,
+        record: &DeviceAuthorization,
+        verdict: PolicyVerdict,
+    ) -> Result<bool, OAuthError> {
+        let now = self.now();
+        let Ok(next) = record.withdraw(now) else {
+            // Expired meanwhile: no path to tokens either way.
+            return Err(OAuthError::ExpiredToken);
+        };
+        if !self
+            .inner
+            .store
+            .compare_and_set(record.version, &next)
+            .await?
+        {
+            return Ok(false);
+        }
+        let subject = record.status.approval().map(|a| &a.subject);
+        self.emit(
+            Event::about(now, EventKind::Refused, record.id, &record.request)
+                .with_subject(subject)
+                .with_policy(Some(verdict)),
+        );
+        Ok(true)
+    }
+}
+
+/// A client no longer registered for the device grant: refused whatever the
+/// policy mode.
+fn withdrawn_verdict() -> PolicyVerdict {
+    PolicyVerdict {
+        step: PolicyStep::Redemption,
+        decision: ConsentDecision::Refuse,
+        enforced: true,
     }
 }

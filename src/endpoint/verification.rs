@@ -11,8 +11,10 @@ use time::{Duration, OffsetDateTime};
 use crate::endpoint::budgets::Layer;
 use crate::endpoint::commit::Commit;
 use crate::grant::DeviceGrant;
-use crate::host::consent::{ConsentDecision, ConsentSignals, StepUpProof};
-use crate::host::events::Event;
+use crate::host::consent::{
+    ConsentDecision, ConsentSignals, PolicyCheck, PolicyStep, PolicyVerdict, StepUpProof,
+};
+use crate::host::events::{Event, EventKind};
 use crate::host::issuer::ApprovalData;
 use crate::host::limiter::{BudgetKind, LimiterKey};
 use crate::protocol::authorization::{
@@ -67,12 +69,19 @@ pub enum VerificationError {
         signals: ConsentSignals,
     },
     /// The consent policy refuses approvals of this request from this address,
-    /// now, step-up or not. Nothing was changed; the person can still deny.
+    /// now, step-up or not, or the client is no longer registered for the
+    /// device grant. Nothing was changed; the person can still deny.
     #[error("the consent policy refuses this approval")]
     Refused {
         /// What the policy decided on, for the page.
         signals: ConsentSignals,
     },
+    /// The approval grants a scope above the client's device-grant ceiling
+    /// ([`Client::device_scope_ceiling`](crate::Client::device_scope_ceiling)),
+    /// which was lowered after the device asked. Nothing was changed; approve
+    /// fewer scopes, or deny.
+    #[error("the approval grants a scope above the client's device-grant ceiling")]
+    ScopeAboveCeiling,
     /// The request changed under every compare-and-set round; nothing was
     /// changed. Try again.
     #[error("the request is contended; try again")]
@@ -137,8 +146,11 @@ impl std::fmt::Debug for VerificationTicket {
 pub struct Assessment {
     /// Proximity, age, approver address.
     pub signals: ConsentSignals,
-    /// What the consent page should do.
+    /// What the consent page should do: the policy's decision, or `Allow` in
+    /// [`PolicyMode::ReportOnly`](crate::PolicyMode::ReportOnly).
     pub decision: ConsentDecision,
+    /// What the policy decided, and whether it is enforced.
+    pub verdict: PolicyVerdict,
 }
 
 /// Who is typing a user code: what their wrong codes are counted against
@@ -414,15 +426,24 @@ impl DeviceGrant {
 
     /// The consent-time signals for a pending request: how near the approver
     /// (at `approver_ip`) is to the device, how old the request is, and what
-    /// the configured [`ConsentPolicy`](crate::ConsentPolicy) decides. Show the
-    /// signals on the consent page, and ask for a step-up when it decides so;
-    /// [`DeviceGrant::approve`] enforces the decision again when the person
-    /// answers.
+    /// the configured [`ConsentPolicy`](crate::ConsentPolicy) decides at
+    /// [`PolicyStep::Approval`]. Show the signals on the consent page, and ask
+    /// for a step-up when it decides so; [`DeviceGrant::approve`] enforces the
+    /// decision again when the person answers. A client no longer registered
+    /// for the device grant is [`ConsentDecision::Refuse`].
     pub fn assess(&self, pending: &PendingRequest, approver_ip: Option<IpAddr>) -> Assessment {
         let signals = self.signals(&pending.request, approver_ip, self.now());
-        Assessment {
-            decision: self.inner.consent.decide(&signals),
+        let verdict = self.approval_verdict(
+            &pending.client,
+            &pending.request,
+            &pending.request.scopes,
             signals,
+            None,
+        );
+        Assessment {
+            decision: verdict.effective(),
+            signals,
+            verdict,
         }
     }
 
@@ -439,15 +460,47 @@ impl DeviceGrant {
         }
     }
 
+    /// The verdict at approval: the client's registration first (enforced
+    /// in every mode), then the host's policy.
+    fn approval_verdict(
+        &self,
+        client: &Client,
+        request: &RequestDetails,
+        scopes: &ScopeSet,
+        signals: ConsentSignals,
+        subject: Option<&Subject>,
+    ) -> PolicyVerdict {
+        if !client.device_grant {
+            return PolicyVerdict {
+                step: PolicyStep::Approval,
+                decision: ConsentDecision::Refuse,
+                enforced: true,
+            };
+        }
+        self.policy(&PolicyCheck {
+            step: PolicyStep::Approval,
+            client,
+            scopes,
+            device: &request.context,
+            consent: Some(signals),
+            subject,
+        })
+    }
+
     /// Approves the request the ticket names, as `approval` says.
     ///
-    /// The consent policy decides again, on the stored request, the
-    /// approver's address and the time of the commit: a policy that refuses
-    /// gives [`VerificationError::Refused`], and one that asks for a step-up
-    /// gives [`VerificationError::StepUpRequired`] unless the approval carries a
-    /// [`StepUpProof`] by its subject made after the device asked. What the
-    /// consent page showed earlier does not count: a request can age into a
-    /// step-up between page and answer.
+    /// The client's registration and the policy are checked again, on the
+    /// stored request, the client's registration as it is now, the
+    /// approver's address and the time of the commit: a client no longer
+    /// registered for the device grant, or a policy that refuses, gives
+    /// [`VerificationError::Refused`]; scopes above the client's device-grant
+    /// ceiling give [`VerificationError::ScopeAboveCeiling`]; a policy that
+    /// asks for a step-up gives [`VerificationError::StepUpRequired`] unless
+    /// the approval carries a [`StepUpProof`] by its subject made after the
+    /// device asked. What the consent page showed earlier does not count: a
+    /// request can age into a step-up between page and answer. Each refusal
+    /// raises an [`EventKind::Refused`] event; an approval raises
+    /// [`EventKind::Approved`], with the proximity and the policy's verdict.
     ///
     /// The compare-and-set that marks the request approved is the commit
     /// point. `Ok` means it is approved; [`VerificationError::Unsettled`] means
@@ -465,13 +518,35 @@ impl DeviceGrant {
             data,
         } = approval;
         let approved_at = self.now();
-        let record = self
+        // The client's registration as it is now, not as it was when the
+        // device asked: a client can be withdrawn from the grant meanwhile.
+        let client = {
+            let record = self
+                .live_by_user_code(&ticket.user_code_hash, approved_at)
+                .await?
+                .filter(|r| r.id == ticket.id)
+                .ok_or(VerificationError::NotFound)?;
+            self.inner
+                .clients
+                .find(&record.request.client_id)
+                .await?
+                .ok_or(VerificationError::NotFound)?
+        };
+        let mut decided: Option<(PolicyVerdict, ConsentSignals, Arc<RequestDetails>)> = None;
+        let outcome = self
             .transition(
                 ticket,
                 |record, now| {
                     let request = &record.request;
                     let signals = self.signals(request, approver_ip, now);
-                    match self.inner.consent.decide(&signals) {
+                    let granted = scopes.as_ref().unwrap_or(&request.scopes);
+                    let verdict =
+                        self.approval_verdict(&client, request, granted, signals, Some(&subject));
+                    decided = Some((verdict, signals, request.clone()));
+                    if !granted.is_subset(client.device_scope_ceiling()) {
+                        return Err(VerificationError::ScopeAboveCeiling);
+                    }
+                    match verdict.effective() {
                         ConsentDecision::Allow => {}
                         ConsentDecision::StepUp
                             if step_up.as_ref().is_some_and(|proof| {
@@ -486,7 +561,7 @@ impl DeviceGrant {
                     }
                     let approval = Approval {
                         subject: subject.clone(),
-                        scopes: scopes.clone().unwrap_or_else(|| request.scopes.clone()),
+                        scopes: granted.clone(),
                         approved_at,
                         data: data.clone(),
                     };
@@ -503,14 +578,35 @@ impl DeviceGrant {
                     })
                 },
             )
-            .await?;
-        self.release_pending(&record).await;
-        self.emit(Event::Approved {
-            id: record.id,
-            client_id: record.request.client_id.clone(),
-            subject,
-        });
-        Ok(())
+            .await;
+        let event = |kind| {
+            decided.as_ref().map(|(verdict, signals, request)| {
+                Event::about(approved_at, kind, ticket.id, request)
+                    .with_subject(Some(&subject))
+                    .with_approver(signals)
+                    .with_policy(Some(*verdict))
+            })
+        };
+        match outcome {
+            Ok(record) => {
+                self.release_pending(&record).await;
+                if let Some(event) = event(EventKind::Approved) {
+                    self.emit(event);
+                }
+                Ok(())
+            }
+            Err(
+                e @ (VerificationError::Refused { .. }
+                | VerificationError::StepUpRequired { .. }
+                | VerificationError::ScopeAboveCeiling),
+            ) => {
+                if let Some(event) = event(EventKind::Refused) {
+                    self.emit(event);
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Denies the request. The commit point and the errors are those of
@@ -525,10 +621,12 @@ impl DeviceGrant {
             )
             .await?;
         self.release_pending(&record).await;
-        self.emit(Event::Denied {
-            id: record.id,
-            client_id: record.request.client_id.clone(),
-        });
+        self.emit(Event::about(
+            at,
+            EventKind::Denied,
+            record.id,
+            &record.request,
+        ));
         Ok(())
     }
 

@@ -51,14 +51,14 @@ pub trait ClientRegistry: Send + Sync {
 /// use device_grant::{AuthMethod, Client, StaticClients};
 /// use device_grant::RegistrationError;
 ///
-/// let tv = Client::new("tv-app", vec![AuthMethod::None]);
-/// let printer = Client::new("printer", vec![AuthMethod::ClientSecretBasic]);
+/// let tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
+/// let printer = Client::for_device_grant("printer", vec![AuthMethod::ClientSecretBasic]);
 /// let clients = StaticClients::new()
 ///     .try_with_public(tv)?
 ///     .try_with_confidential(printer, "a-long-random-secret")?;
 ///
 /// // `none` beside a secret method would let anyone act as the client with its id alone.
-/// let mixed = Client::new("mixed", vec![AuthMethod::ClientSecretPost, AuthMethod::None]);
+/// let mixed = Client::for_device_grant("mixed", vec![AuthMethod::ClientSecretPost, AuthMethod::None]);
 /// assert!(matches!(
 ///     clients.try_with_confidential(mixed, "secret"),
 ///     Err(RegistrationError::MixedAuthMethods(_))

@@ -536,6 +536,24 @@ impl DeviceAuthorization {
         Ok(next)
     }
 
+    /// Pending, Approved or Redeeming → Denied, for a live request: the
+    /// client was withdrawn from the grant, or the host's policy refused at
+    /// redemption. Every later poll gets `access_denied`, with no path to
+    /// tokens.
+    pub(crate) fn withdraw(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {
+        if self.is_expired(now) {
+            return Err(TransitionError::Expired);
+        }
+        match self.status {
+            Status::Pending | Status::Approved { .. } | Status::Redeeming { .. } => {
+                let mut next = self.successor();
+                next.status = Status::Denied { at: now };
+                Ok(next)
+            }
+            _ => Err(TransitionError::NotPending),
+        }
+    }
+
     /// Redeeming → Redeemed: the issuer minted the tokens. Expiry does not
     /// matter any more: the tokens exist.
     pub(crate) fn redeemed(&self, now: OffsetDateTime) -> Result<Self, TransitionError> {

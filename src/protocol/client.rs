@@ -129,6 +129,10 @@ pub enum RegistrationError {
     /// names no scope would be refused with `invalid_scope`.
     #[error("client `{0}` has default scopes that are not among its allowed scopes")]
     DefaultScopesNotAllowed(ClientId),
+    /// The device-grant scope ceiling ([`Client::device_scopes`]) is not
+    /// among the allowed scopes: it is a narrowing, never a widening.
+    #[error("client `{0}` has device-grant scopes that are not among its allowed scopes")]
+    DeviceScopesNotAllowed(ClientId),
     /// The identifier is registered already.
     #[error("client `{0}` is registered twice")]
     Duplicate(ClientId),
@@ -149,13 +153,32 @@ pub struct Client {
     /// The methods the client may authenticate with: `None` alone for a public
     /// client, `ClientSecretBasic` and/or `ClientSecretPost` for a confidential one.
     pub auth_methods: Vec<AuthMethod>,
-    /// Whether the client may use the device grant (else `unauthorized_client`
-    /// at the device authorization and token endpoints). Client authentication
-    /// for the host's other grants ([`crate::DeviceGrant::authenticate_client`])
-    /// does not depend on it.
+    /// Whether the client may use the device grant: off unless registered
+    /// for it ([`Client::new`] leaves it off, [`Client::for_device_grant`]
+    /// sets it). When off, a device authorization request is
+    /// `unauthorized_client`; turned off after the person approved, the
+    /// device's next poll is `access_denied`, its request is denied for good
+    /// and no token is minted. Client authentication for the host's other
+    /// grants ([`crate::DeviceGrant::authenticate_client`]) does not depend
+    /// on it.
     pub device_grant: bool,
+    /// Whether the device authorization response carries
+    /// `verification_uri_complete` (RFC 8628 §3.3.1) for this client, when
+    /// the deployment allows it at all
+    /// ([`ConfigBuilder::complete_uri`](crate::ConfigBuilder::complete_uri)).
+    /// Default `false`: a link with the code in it is what a phisher sends
+    /// (RFC 10027); set it for devices that show a QR code. The verification
+    /// page must still have the person confirm the code they see on their
+    /// device.
+    pub verification_uri_complete: bool,
     /// The scopes the client may ask for.
     pub allowed_scopes: ScopeSet,
+    /// The most the client may get through the device grant, among
+    /// `allowed_scopes`; `None` (the default) means `allowed_scopes`. A device
+    /// authorization request above it is `invalid_scope` (RFC 6749 §5.2),
+    /// and an approval cannot grant above it (checked again at approval, in
+    /// case the ceiling was lowered in between).
+    pub device_scopes: Option<ScopeSet>,
     /// The scopes requested when a request names none; a subset of `allowed_scopes`.
     pub default_scopes: ScopeSet,
     /// A polling interval for this client instead of the configured one.
@@ -170,20 +193,38 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client allowed the device grant, with `name` equal to its id, no scopes and
-    /// the given methods.
+    /// A client *not* registered for the device grant, with `name` equal to
+    /// its id, no scopes and the given methods: what a registry holds for the
+    /// host's other clients. See [`Client::for_device_grant`].
     pub fn new(id: impl Into<String>, auth_methods: Vec<AuthMethod>) -> Self {
         let id = ClientId::new(id);
         Self {
             name: id.as_str().to_owned(),
             id,
             auth_methods,
-            device_grant: true,
+            device_grant: false,
+            verification_uri_complete: false,
             allowed_scopes: ScopeSet::new(),
+            device_scopes: None,
             default_scopes: ScopeSet::new(),
             interval: None,
             require_pkce: false,
         }
+    }
+
+    /// A client registered for the device grant ([`Client::device_grant`]),
+    /// otherwise as [`Client::new`].
+    pub fn for_device_grant(id: impl Into<String>, auth_methods: Vec<AuthMethod>) -> Self {
+        Self {
+            device_grant: true,
+            ..Self::new(id, auth_methods)
+        }
+    }
+
+    /// The scopes the client may get through the device grant: its
+    /// [`Client::device_scopes`] ceiling, else its `allowed_scopes`.
+    pub fn device_scope_ceiling(&self) -> &ScopeSet {
+        self.device_scopes.as_ref().unwrap_or(&self.allowed_scopes)
     }
 
     /// Whether the client is public (authenticates with `none` only).
@@ -196,8 +237,8 @@ impl Client {
         !self.auth_methods.is_empty() && self.auth_methods.iter().all(|m| m.uses_secret())
     }
 
-    /// Checks the registration: public or confidential, not both, and default
-    /// scopes among the allowed ones. [`crate::StaticClients`] calls it on every
+    /// Checks the registration: public or confidential, not both, default
+    /// scopes and the device-grant ceiling among the allowed ones. [`crate::StaticClients`] calls it on every
     /// registration; a host's own [`crate::ClientRegistry`] should call it when
     /// it loads or stores a client.
     pub fn validate(&self) -> Result<(), RegistrationError> {
@@ -209,6 +250,9 @@ impl Client {
         }
         if !self.default_scopes.is_subset(&self.allowed_scopes) {
             return Err(RegistrationError::DefaultScopesNotAllowed(self.id.clone()));
+        }
+        if !self.device_scope_ceiling().is_subset(&self.allowed_scopes) {
+            return Err(RegistrationError::DeviceScopesNotAllowed(self.id.clone()));
         }
         Ok(())
     }

@@ -272,6 +272,19 @@ pub enum OAuthError {
     /// The person denied the request.
     #[error("access denied")]
     AccessDenied,
+    /// The host's policy ([`ConsentPolicy`](crate::ConsentPolicy)) refused
+    /// the device authorization request. Sent as `unauthorized_client` (RFC
+    /// 6749 §5.2: the client is not authorized to use this grant here and
+    /// now); nothing was stored.
+    #[error("the client is not allowed to start a device authorization here")]
+    InitiationRefused,
+    /// An approved request may no longer be redeemed: its client is no longer
+    /// registered for the device grant, or the host's policy refused at
+    /// redemption. Sent as `access_denied` (RFC 8628 §3.5); the request is
+    /// now denied, so every later poll gets `access_denied` too, and no token
+    /// was minted.
+    #[error("access denied")]
+    RedemptionRefused,
     /// The device code expired before it was redeemed.
     #[error("the device code has expired")]
     ExpiredToken,
@@ -336,13 +349,13 @@ impl OAuthError {
         match self {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::InvalidClient { .. } => ErrorCode::InvalidClient,
-            Self::UnauthorizedClient => ErrorCode::UnauthorizedClient,
+            Self::UnauthorizedClient | Self::InitiationRefused => ErrorCode::UnauthorizedClient,
             Self::InvalidScope => ErrorCode::InvalidScope,
             Self::InvalidGrant | Self::CodeVerifier(_) => ErrorCode::InvalidGrant,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::AuthorizationPending => ErrorCode::AuthorizationPending,
             Self::SlowDown { .. } => ErrorCode::SlowDown,
-            Self::AccessDenied => ErrorCode::AccessDenied,
+            Self::AccessDenied | Self::RedemptionRefused => ErrorCode::AccessDenied,
             Self::ExpiredToken => ErrorCode::ExpiredToken,
             Self::UserCodesExhausted
             | Self::RateLimited { .. }
@@ -466,6 +479,8 @@ mod tests {
             OAuthError::ExpiredToken,
             OAuthError::Backend(BackendError::Timeout),
             OAuthError::Backend(BackendError::Corrupt("x".into())),
+            OAuthError::InitiationRefused,
+            OAuthError::RedemptionRefused,
         ];
         let expected = [
             "invalid_request",
@@ -480,6 +495,8 @@ mod tests {
             "expired_token",
             "temporarily_unavailable",
             "server_error",
+            "unauthorized_client",
+            "access_denied",
         ];
         for (e, code) in all.iter().zip(expected) {
             let r = e.to_http();

@@ -41,18 +41,20 @@ pub const PRINTER_SECRET: &str = "printer-secret";
 
 pub fn clients() -> StaticClients {
     let scopes = ScopeSet::parse("openid profile email offline_access").unwrap();
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = scopes.clone();
+    // Shows a QR code: it asks for the complete link.
+    tv.verification_uri_complete = true;
     tv.default_scopes = ScopeSet::parse("profile").unwrap();
-    let mut printer = Client::new(
+    let mut printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
     printer.allowed_scopes = scopes;
-    let mut web = Client::new("web-only", vec![AuthMethod::None]);
+    let mut web = Client::for_device_grant("web-only", vec![AuthMethod::None]);
     web.device_grant = false;
     // A command-line tool registered as requiring PKCE.
-    let mut cli = Client::new("cli", vec![AuthMethod::None]);
+    let mut cli = Client::for_device_grant("cli", vec![AuthMethod::None]);
     cli.allowed_scopes = tv.allowed_scopes.clone();
     cli.require_pkce = true;
     StaticClients::new()

@@ -40,7 +40,7 @@ pub fn instance(
     limiter: Arc<dyn AttemptLimiter>,
     clock: Arc<ManualClock>,
 ) -> DeviceGrant {
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = ScopeSet::parse("profile").unwrap();
     let config = Config::builder(
         "https://as.example/device",

@@ -1,9 +1,13 @@
-//! The demo registrations: three clients and two people. A real server reads these
+//! The demo registrations: five clients and two people. A real server reads these
 //! from its database; the shapes are the same.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use device_grant::{AuthMethod, Client, ScopeSet, StaticClients};
+use device_grant::{
+    AuthMethod, BackendError, Client, ClientId, ClientRegistry, ClientSecret, ScopeSet,
+    StaticClients,
+};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -16,36 +20,108 @@ pub(crate) const SCOPES: &[(&str, &str)] = &[
 ];
 
 /// The registered clients: a public TV app, a public command-line tool that
-/// must use PKCE, and a confidential printer.
-pub(crate) fn clients() -> StaticClients {
+/// must use PKCE and a confidential printer, all three showing a QR code of
+/// `verification_uri_complete`; a public kitchen speaker that reads its code
+/// out (no link) and may get only `profile` through the device grant; and a
+/// confidential web portal that is not registered for the device grant.
+pub(crate) fn clients() -> Clients {
     let all = ScopeSet::parse("openid profile email offline_access").expect("valid scopes");
 
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.name = "Living-room TV".to_owned();
+    tv.verification_uri_complete = true;
     tv.allowed_scopes = all.clone();
     tv.default_scopes = ScopeSet::parse("profile").expect("valid scope");
 
     // A command-line tool: its device code may end up in a terminal's
     // scrollback or a CI log, so it must send a PKCE challenge (S256) and
     // prove it holds the verifier when it polls.
-    let mut cli = Client::new("cli", vec![AuthMethod::None]);
+    let mut cli = Client::for_device_grant("cli", vec![AuthMethod::None]);
     cli.name = "Command-line tool".to_owned();
     cli.allowed_scopes = all.clone();
     cli.default_scopes = ScopeSet::parse("profile").expect("valid scope");
     cli.require_pkce = true;
+    cli.verification_uri_complete = true;
 
-    let mut printer = Client::new(
+    // No screen: it reads the code and the address out, so a link with the
+    // code in it would serve no one but a phisher.
+    let mut speaker = Client::for_device_grant("speaker", vec![AuthMethod::None]);
+    speaker.name = "Kitchen speaker".to_owned();
+    speaker.allowed_scopes = all.clone();
+    speaker.default_scopes = ScopeSet::parse("profile").expect("valid scope");
+    speaker.device_scopes = Some(ScopeSet::parse("profile").expect("valid scope"));
+
+    // A web application using the host's other grants: `Client::new` leaves
+    // the device grant off.
+    let mut portal = Client::new("portal", vec![AuthMethod::ClientSecretPost]);
+    portal.name = "Web portal".to_owned();
+    portal.allowed_scopes = all.clone();
+
+    let mut printer = Client::for_device_grant(
         "printer",
         vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
     );
     printer.name = "Office printer".to_owned();
     printer.allowed_scopes = all;
     printer.default_scopes = ScopeSet::parse("profile").expect("valid scope");
+    printer.verification_uri_complete = true;
 
-    StaticClients::new()
-        .with_public(tv)
-        .with_public(cli)
-        .with_confidential(printer, "printer-secret")
+    let registered = [&tv, &cli, &speaker, &printer, &portal]
+        .into_iter()
+        .map(|c| (c.id.clone(), Arc::new(c.clone())))
+        .collect();
+    Clients {
+        registered: RwLock::new(registered),
+        secrets: StaticClients::new()
+            .with_public(tv)
+            .with_public(cli)
+            .with_public(speaker)
+            .with_confidential(printer, "printer-secret")
+            .with_confidential(portal, "portal-secret"),
+    }
+}
+
+/// The client registry: registrations an administrator can change while the
+/// server runs (here: withdraw a client from the device grant), and secrets
+/// checked by the crate's `StaticClients`.
+pub(crate) struct Clients {
+    registered: RwLock<HashMap<ClientId, Arc<Client>>>,
+    secrets: StaticClients,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients").finish_non_exhaustive()
+    }
+}
+
+impl Clients {
+    /// Registers `id` for the device grant, or withdraws it. Requests it
+    /// started and people approved get `access_denied` at their next poll.
+    pub(crate) fn set_device_grant(&self, id: &str, on: bool) -> bool {
+        let mut registered = self.registered.write().unwrap_or_else(|e| e.into_inner());
+        let Some(client) = registered.get_mut(&ClientId::new(id)) else {
+            return false;
+        };
+        Arc::make_mut(client).device_grant = on;
+        true
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientRegistry for Clients {
+    async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
+        let registered = self.registered.read().unwrap_or_else(|e| e.into_inner());
+        Ok(registered.get(id).cloned())
+    }
+
+    async fn verify_secret(
+        &self,
+        client: &Client,
+        secret: &ClientSecret,
+    ) -> Result<bool, BackendError> {
+        self.secrets.verify_secret(client, secret).await
+    }
 }
 
 /// A person who can sign in.

@@ -9,7 +9,8 @@ const USAGE: &str = "usage: server [--addr 127.0.0.1:8080] [--issuer URL] \
                      [--expires-in SECS] [--interval SECS] \
                      [--store memory|redis://HOST[:PORT][/DB]|postgres://USER@HOST[:PORT]/DB] \
                      [--rate-limits on|off] [--client-address peer|x-forwarded-for] \
-                     [--log-format text|json]\n\
+                     [--log-format text|json] [--audit-log PATH|-] \
+                     [--policy enforce|report-only]\n\
                      environment: DEVICE_GRANT_USER_CODE_KEY (64 hex digits), the same on \
                      every instance sharing a store";
 
@@ -26,6 +27,8 @@ struct Args {
     rate_limits: bool,
     client_address: app::ClientAddress,
     log_format: app::LogFormat,
+    audit_log: Option<String>,
+    policy_mode: device_grant::PolicyMode,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +41,8 @@ fn parse_args() -> Result<Args, String> {
         rate_limits: true,
         client_address: app::ClientAddress::Peer,
         log_format: app::LogFormat::Text,
+        audit_log: None,
+        policy_mode: device_grant::PolicyMode::Enforce,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +76,14 @@ fn parse_args() -> Result<Args, String> {
                     "text" => app::LogFormat::Text,
                     "json" => app::LogFormat::Json,
                     _ => return Err(bad("expected `text` or `json`")),
+                }
+            }
+            "--audit-log" => args.audit_log = Some(value),
+            "--policy" => {
+                args.policy_mode = match value.as_str() {
+                    "enforce" => device_grant::PolicyMode::Enforce,
+                    "report-only" => device_grant::PolicyMode::ReportOnly,
+                    _ => return Err(bad("expected `enforce` or `report-only`")),
                 }
             }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
@@ -117,6 +130,24 @@ async fn run() -> Result<(), String> {
     options.interval = args.interval;
     options.rate_limits = args.rate_limits;
     options.client_address = args.client_address;
+    options.policy_mode = args.policy_mode;
+    // The audit log: one JSON object per event and line, for a SIEM.
+    let audit_log: Option<std::sync::Arc<dyn device_grant::EventSink>> =
+        match args.audit_log.as_deref() {
+            None => None,
+            Some("-") => Some(std::sync::Arc::new(app::audit::JsonLines::new(
+                std::io::stdout(),
+            ))),
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open the audit log {path}: {e}"))?;
+                Some(std::sync::Arc::new(app::audit::JsonLines::new(file)))
+            }
+        };
+    options.events = audit_log;
     let storage = app::open_store(&args.store)
         .await
         .map_err(|e| e.to_string())?;
@@ -156,7 +187,8 @@ async fn run() -> Result<(), String> {
     println!("  demo users:        alice / wonderland, bob / builder");
     println!(
         "  demo clients:      tv-app (public), cli (public, PKCE S256 required), \
-         printer / printer-secret (confidential)"
+         speaker (public, no link, profile only), printer / printer-secret (confidential); \
+         portal / portal-secret is not registered for the device grant"
     );
     app::serve(listener, router, connections)
         .await

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod address;
+pub mod audit;
 pub mod cli;
 mod headless;
 mod jwt;
@@ -33,8 +34,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use device_grant::store::{AttemptLimiter, Store};
 use device_grant::{
-    Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, Event, EventSink, Interval,
-    MemoryLimiter, MemoryStore, NetworkPolicy, PollingRules, SystemClock, UserCodeKey,
+    Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, Event, EventKind, EventSink,
+    Interval, MemoryLimiter, MemoryStore, NetworkPolicy, PolicyMode, PollingRules, SystemClock,
+    UserCodeKey,
 };
 use time::Duration;
 use tower::Layer as _;
@@ -69,6 +71,9 @@ pub struct Options {
     /// Default [`NetworkPolicy::default`]: a step-up for a different network or
     /// a request older than five minutes.
     pub consent_policy: Arc<dyn ConsentPolicy>,
+    /// Whether the policy's decisions are enforced or only reported in the
+    /// audit events (`--policy report-only`). Default: enforced.
+    pub policy_mode: PolicyMode,
     /// Where a request's client address comes from: the connection's peer
     /// (default) or a trusted proxy's `X-Forwarded-For`.
     pub client_address: ClientAddress,
@@ -149,6 +154,7 @@ where
 #[derive(Clone, Debug)]
 pub struct Host {
     sessions: session::Store,
+    clients: Arc<accounts::Clients>,
 }
 
 #[allow(dead_code)]
@@ -156,6 +162,12 @@ impl Host {
     /// How many sessions are kept now.
     pub async fn live_sessions(&self) -> u64 {
         self.sessions.live().await
+    }
+
+    /// Registers the client `id` for the device grant, or withdraws it, as
+    /// an administrator would; `false` if there is no such client.
+    pub fn set_device_grant(&self, id: &str, on: bool) -> bool {
+        self.clients.set_device_grant(id, on)
     }
 }
 
@@ -173,6 +185,7 @@ impl Options {
             user_code_key: UserCodeKey::generate(),
             rate_limits: true,
             consent_policy: Arc::new(NetworkPolicy::default()),
+            policy_mode: PolicyMode::Enforce,
             client_address: ClientAddress::Peer,
             purge_every: None,
             clock: Arc::new(SystemClock),
@@ -347,12 +360,14 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         tokens: tokens.clone(),
         also: options.events,
     });
-    let grant = DeviceGrant::builder(config, Arc::new(accounts::clients()), tokens.clone())
+    let clients = Arc::new(accounts::clients());
+    let grant = DeviceGrant::builder(config, clients.clone(), tokens.clone())
         .store(options.store)
         .limiter(options.limiter.clone())
         .clock(options.clock.clone())
         .events(events)
         .consent_policy(options.consent_policy)
+        .policy_mode(options.policy_mode)
         .build();
     if let Some(every) = options.purge_every {
         spawn_purge(grant.clone(), every);
@@ -378,6 +393,7 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
     let limits = options.connections;
     let host = Host {
         sessions: sessions.clone(),
+        clients,
     };
     // The pages a person walks through: the only routes with sessions and
     // cookies. The OAuth endpoints authenticate each request on its own and
@@ -507,7 +523,7 @@ fn spawn_purge(grant: DeviceGrant, every: std::time::Duration) {
 }
 
 /// The audit sink: revokes the tokens of a replayed device code, as the crate's
-/// `Event::Replay` asks (the code may have been stolen), and passes every event
+/// `EventKind::Replay` asks (the code may have been stolen), and passes every event
 /// on to the optional extra sink.
 struct AuditEvents {
     tokens: Arc<tokens::Tokens>,
@@ -516,36 +532,43 @@ struct AuditEvents {
 
 impl EventSink for AuditEvents {
     fn record(&self, event: &Event) {
-        match event {
-            Event::Replay { id, client_id } => {
+        let id = event.id.map(|id| id.to_string()).unwrap_or_default();
+        let client_id = event.client_id.as_ref().map_or("", |c| c.as_str());
+        match &event.kind {
+            EventKind::Replay => {
                 tracing::warn!(
                     event = "device_code_replayed",
                     authorization = %id,
-                    client_id = client_id.as_str(),
+                    client_id,
                     "a redeemed device code was presented again; its tokens are revoked"
                 );
-                self.tokens.revoke_grant(*id);
+                if let Some(id) = event.id {
+                    self.tokens.revoke_grant(id);
+                }
             }
             // A device code presented without its PKCE verifier: refused, and
             // nothing was issued, so there is nothing to revoke; worth an alert.
-            Event::VerifierRefused {
-                id,
-                client_id,
-                reason,
-            } => tracing::warn!(
+            EventKind::VerifierRefused { reason } => tracing::warn!(
                 event = "code_verifier_refused",
                 authorization = %id,
-                client_id = client_id.as_str(),
+                client_id,
                 %reason,
                 "a device code was presented without its PKCE code verifier"
             ),
             // The crate's own budgets: it hands over the budget and a keyed
             // digest of the key, never the key.
-            Event::LimiterTripped { budget, key } => tracing::warn!(
+            EventKind::LimiterTripped { budget, key } => tracing::warn!(
                 event = "limiter_tripped",
                 key_family = budget.as_str(),
                 key_hash = %key,
                 "budget spent"
+            ),
+            EventKind::Refused => tracing::warn!(
+                event = "policy_refused",
+                authorization = %id,
+                client_id,
+                step = event.policy.map_or("", |p| p.step.as_str()),
+                "a step of the device grant was refused"
             ),
             _ => {}
         }

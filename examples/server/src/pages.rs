@@ -14,8 +14,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use device_grant::store::LimiterKey;
 use device_grant::{
-    ApprovalData, Approve, Assessment, CodeEntry, ConsentDecision, PendingRequest, Proximity,
-    RequestDetails, StepUpProof, Subject, VerificationError, VerificationTicket,
+    ApprovalData, Approve, Assessment, CodeEntry, ConsentDecision, PendingRequest, PolicyStep,
+    PolicyVerdict, Proximity, RequestDetails, StepUpProof, Subject, VerificationError,
+    VerificationTicket,
 };
 use minijinja::context;
 use time::{Duration, OffsetDateTime};
@@ -711,6 +712,11 @@ pub(crate) async fn decide(
                     let assessment = Assessment {
                         signals,
                         decision: ConsentDecision::StepUp,
+                        verdict: PolicyVerdict {
+                            step: PolicyStep::Approval,
+                            decision: ConsentDecision::StepUp,
+                            enforced: true,
+                        },
                     };
                     return render_consent(
                         &state,
@@ -722,8 +728,9 @@ pub(crate) async fn decide(
                         Some(STEP_UP_NEEDED),
                     );
                 }
-                Err(VerificationError::Refused { .. }) => {
-                    // Refused by the policy: only Deny is left.
+                Err(VerificationError::Refused { .. } | VerificationError::ScopeAboveCeiling) => {
+                    // Refused by the policy or the client's registration:
+                    // only Deny is left.
                     return message(
                         &state,
                         StatusCode::FORBIDDEN,

@@ -4,7 +4,7 @@
 
 mod support;
 
-use device_grant::Event;
+use device_grant::EventKind;
 use support::app::ClientAddress;
 use support::browser::{Browser, Page};
 use support::{Server, sign_in};
@@ -31,7 +31,7 @@ async fn wrong_codes_are_counted_per_ipv6_64_not_per_address() {
         .events
         .events()
         .into_iter()
-        .filter(|e| matches!(e, Event::LimiterTripped { .. }))
+        .filter(|e| matches!(e.kind, EventKind::LimiterTripped { .. }))
         .collect();
     assert_eq!(tripped.len(), 1);
     assert!(!format!("{tripped:?}").contains("2001:db8"), "{tripped:?}");
