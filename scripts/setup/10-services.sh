@@ -1,6 +1,8 @@
 # Sourced by scripts/test: installs (if missing) and starts a Redis and a
 # PostgreSQL server on loopback for the adapters' tests, then exports
-# DEVICE_GRANT_REDIS_URL and DEVICE_GRANT_POSTGRES_URL. The PostgreSQL server
+# DEVICE_GRANT_REDIS_URL and DEVICE_GRANT_POSTGRES_URL. It also starts a Redis
+# Cluster of three primaries and three replicas (ports 7301-7306) and exports
+# DEVICE_GRANT_REDIS_CLUSTER_URL. The PostgreSQL server
 # also takes TLS, with a certificate for localhost and 127.0.0.1 from a
 # throwaway CA made here; DEVICE_GRANT_POSTGRES_CA is that CA's PEM file.
 #
@@ -52,6 +54,53 @@ dg_redis_up() {
     [ "$(redis-cli -h 127.0.0.1 -p "$dg_redis_port" ping 2>/dev/null)" = "PONG" ]
 }
 
+dg_cluster_ports="${DEVICE_GRANT_REDIS_CLUSTER_PORTS:-7301 7302 7303 7304 7305 7306}"
+
+dg_cluster_up() {
+  local port
+  command -v redis-cli >/dev/null 2>&1 || return 1
+  for port in $dg_cluster_ports; do
+    redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+  done
+}
+
+# Six nodes, no persistence; formed into a cluster once every node answers.
+# A node left from an earlier run with another cluster's configuration is
+# reset first, so a half-made cluster heals on the next run.
+dg_cluster_start() {
+  local port nodes=""
+  for port in $dg_cluster_ports; do
+    if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" != "PONG" ]; then
+      mkdir -p "$dg_state/cluster-$port"
+      rm -f "$dg_state/cluster-$port/nodes.conf"
+      redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
+        --cluster-enabled yes --cluster-config-file "$dg_state/cluster-$port/nodes.conf" \
+        --cluster-node-timeout 2000 --save '' --appendonly no --dir "$dg_state/cluster-$port" \
+        --logfile "$dg_state/cluster-$port/redis.log" --pidfile "$dg_state/cluster-$port/redis.pid"
+    fi
+    nodes="$nodes 127.0.0.1:$port"
+  done
+  for port in $dg_cluster_ports; do
+    for _ in $(seq 1 50); do
+      [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ] && break
+      sleep 0.1
+    done
+  done
+  for port in $dg_cluster_ports; do
+    redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null 2>&1
+    redis-cli -h 127.0.0.1 -p "$port" cluster reset hard >/dev/null 2>&1
+  done
+  # shellcheck disable=SC2086
+  redis-cli --cluster create $nodes --cluster-replicas 1 --cluster-yes >"$dg_state/cluster-create.log" 2>&1
+  for _ in $(seq 1 100); do
+    if dg_cluster_up; then break; fi
+    sleep 0.1
+  done
+  if ! dg_cluster_up; then
+    echo "WARNING: the redis cluster did not form; see $dg_state/cluster-create.log" >&2
+  fi
+}
+
 dg_pg_up() {
   command -v pg_isready >/dev/null 2>&1 &&
     pg_isready -q -h 127.0.0.1 -p "$dg_pg_port" -U postgres
@@ -95,6 +144,11 @@ if ! dg_redis_up || ! dg_pg_up; then
   if ! dg_pg_up; then echo "WARNING: postgresql did not start; see $dg_state/pg.log" >&2; fi
 fi
 
+if ! dg_cluster_up; then
+  mkdir -p "$dg_state"
+  dg_cluster_start
+fi
+
 if dg_pg_up; then
   if ! psql -h 127.0.0.1 -p "$dg_pg_port" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'device_grant_test'" | grep -q 1; then
@@ -125,8 +179,11 @@ if dg_pg_up; then
 fi
 
 export DEVICE_GRANT_REDIS_URL="redis://127.0.0.1:$dg_redis_port/"
+dg_cluster_hosts="$(for port in $dg_cluster_ports; do printf '127.0.0.1:%s,' "$port"; done)"
+export DEVICE_GRANT_REDIS_CLUSTER_URL="redis+cluster://${dg_cluster_hosts%,}/"
 export DEVICE_GRANT_POSTGRES_URL="postgres://postgres@127.0.0.1:$dg_pg_port/device_grant_test"
 export DEVICE_GRANT_POSTGRES_CA="$dg_tls/ca.pem"
-echo "redis: $DEVICE_GRANT_REDIS_URL  postgres: $DEVICE_GRANT_POSTGRES_URL (TLS CA: $DEVICE_GRANT_POSTGRES_CA)"
-unset -f dg_pg_bin dg_redis_up dg_pg_up dg_pg_tls_files
-unset dg_redis_port dg_pg_port dg_state dg_pg_data dg_bin dg_tls
+echo "redis: $DEVICE_GRANT_REDIS_URL  redis cluster: $DEVICE_GRANT_REDIS_CLUSTER_URL"
+echo "postgres: $DEVICE_GRANT_POSTGRES_URL (TLS CA: $DEVICE_GRANT_POSTGRES_CA)"
+unset -f dg_pg_bin dg_redis_up dg_pg_up dg_pg_tls_files dg_cluster_up dg_cluster_start
+unset dg_cluster_ports dg_cluster_hosts dg_redis_port dg_pg_port dg_state dg_pg_data dg_bin dg_tls
