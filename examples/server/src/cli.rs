@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: server [--addr 127.0.0.1:8080] [--issuer URL] \
                      [--expires-in SECS] [--interval SECS] \
-                     [--store memory|redis://HOST[:PORT][/DB]|postgres://USER@HOST[:PORT]/DB] \
+                     [--store memory|redis://HOST[:PORT][/DB]|redis+cluster://HOST:PORT[,HOST:PORT…]\
+                     |postgres://USER@HOST[:PORT]/DB] \
                      [--rate-limits on|off] [--client-address peer|x-forwarded-for] \
                      [--log-format text|json]\n\
                      environment: DEVICE_GRANT_USER_CODE_KEY (64 hex digits), the same on \
