@@ -89,11 +89,11 @@ dg_cluster_start() {
     done
   done
   for port in $dg_cluster_ports; do
-    redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null 2>&1
-    redis-cli -h 127.0.0.1 -p "$port" cluster reset hard >/dev/null 2>&1
+    redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null 2>&1 || true
+    redis-cli -h 127.0.0.1 -p "$port" cluster reset hard >/dev/null 2>&1 || true
   done
   # shellcheck disable=SC2086
-  redis-cli --cluster create $nodes --cluster-replicas 1 --cluster-yes >"$dg_state/cluster-create.log" 2>&1
+  redis-cli --cluster create $nodes --cluster-replicas 1 --cluster-yes >"$dg_state/cluster-create.log" 2>&1 || true
   for _ in $(seq 1 100); do
     if dg_cluster_up; then break; fi
     sleep 0.1
@@ -129,9 +129,9 @@ dg_pair_start() {
     fi
   done
   [ "$(dg_role "$dg_pair_primary")" = "master" ] ||
-    redis-cli -h 127.0.0.1 -p "$dg_pair_primary" replicaof no one >/dev/null
+    redis-cli -h 127.0.0.1 -p "$dg_pair_primary" replicaof no one >/dev/null || true
   [ "$(dg_role "$dg_pair_replica")" = "slave" ] ||
-    redis-cli -h 127.0.0.1 -p "$dg_pair_replica" replicaof 127.0.0.1 "$dg_pair_primary" >/dev/null
+    redis-cli -h 127.0.0.1 -p "$dg_pair_replica" replicaof 127.0.0.1 "$dg_pair_primary" >/dev/null || true
   for _ in $(seq 1 100); do
     redis-cli -h 127.0.0.1 -p "$dg_pair_primary" info replication 2>/dev/null |
       grep -q '^connected_slaves:1' && return 0

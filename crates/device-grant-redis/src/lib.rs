@@ -42,8 +42,11 @@
 //!   leaves nothing wrong.
 //! - **Reads**: by device code one command; by user code two (the entry,
 //!   then the record, checked to be the entry's, pending and unexpired).
-//! - A pending poll is two round trips (read, compare-and-set); an insert
-//!   two (three when the user code was held by a dead record).
+//! - A pending poll is two round trips (read, compare-and-set), an insert
+//!   two; when the user code is held, one more read (the holder) and one
+//!   more script (a takeover, or the undo). With [`DurableWrites`], a
+//!   compare-and-set out of `Pending` and a read of a record out of
+//!   `Pending` also wait for replicas.
 //!
 //! If the process dies between an insert's steps, what is left is harmless: a
 //! record nobody knows the device code of (deleted at its `purge_at`), or an
@@ -237,6 +240,17 @@ impl Default for RedisOptions {
 ///   finds the lease taken and waits for it, an approval or a denial does
 ///   not happen twice. If the primary fails over before the replicas caught
 ///   up, the write is lost, as if never made.
+/// - **Limits**: `WAIT` is not consensus. With more replicas than
+///   `replicas`, a failover may promote one that did not acknowledge: set
+///   `replicas` to their number to rule that out (and fail while any is
+///   down). A read-back waits for what this connection wrote: if the
+///   connection was re-established between the write and the read-back, it
+///   cannot tell, and the crate may take the write as done. The crate hands
+///   out tokens whatever the final `Redeemed` write answers: if a failover
+///   loses that one, the promoted replica holds the lease, and once the
+///   lease ends the approval can be redeemed again, which the token issuer's
+///   contract (same grant id, same tokens or the earlier ones revoked)
+///   covers.
 /// - **Cost**: `WAIT` holds the connection, which every task of the
 ///   instance shares: while replicas lag, other requests queue behind it, up
 ///   to `timeout`. Keep `timeout` below

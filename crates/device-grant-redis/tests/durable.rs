@@ -8,17 +8,29 @@
 //! - with no replica to acknowledge, a decisive write fails with
 //!   `BackendError::Unavailable`, the read that would settle it fails too
 //!   (so the crate reports the operation as failed), and a retry of the same
-//!   transition does not happen twice.
+//!   transition does not happen twice;
+//! - through the grant: a redeem whose lease the replica never acknowledged
+//!   (it is promoted just before) hands out no tokens, and the promoted
+//!   replica, which still holds the approval, redeems it once.
 //!
-//! Both stories run in one test: they take turns with the replica's role.
+//! The stories run in one test: they take turns with the replica's role.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use device_grant::store::conformance::{base_time, pending_record};
-use device_grant::store::{DeviceAuthorization, Status, Store};
-use device_grant::{Approval, BackendError, ScopeSet, Subject};
+use device_grant::store::{
+    DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Status, Store, UserCodeHash,
+};
+use device_grant::{
+    Approval, ApprovedGrant, AuthMethod, BackendError, Client, CodeEntry, Config,
+    DEVICE_CODE_GRANT_TYPE, DeviceGrant, EndpointRequest, MemoryLimiter, RequestContext, ScopeSet,
+    StaticClients, Subject, TokenIssuer, TokenResponse, UserCodeKey,
+};
 use device_grant_redis::{DurableWrites, RedisOptions, RedisStore};
+use time::OffsetDateTime;
 
 const DURABLE: DurableWrites = DurableWrites {
     replicas: 1,
@@ -130,6 +142,157 @@ async fn durable_writes_survive_a_failover_and_unacknowledged_ones_fail() {
         Ok(Some(lonely_approved)),
         "once the replica has caught up, the approval reads back"
     );
+
+    an_unacknowledged_redeem_hands_out_no_tokens(primary, replica).await;
+    follow(&mut to_replica, primary).await;
+}
+
+/// The device polls an approved request; just before the poll's lease is
+/// written, the replica is promoted, so the lease is never acknowledged.
+async fn an_unacknowledged_redeem_hands_out_no_tokens(primary: &str, replica: &str) {
+    let prefix = unique("dgdurable");
+    let options = RedisOptions {
+        durable_writes: Some(DURABLE),
+        ..RedisOptions::default()
+    };
+    let store = Arc::new(PromoteBeforeLease {
+        inner: RedisStore::connect_with(primary, prefix.clone(), options)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the primary: {e}")),
+        replica: replica.to_owned(),
+        armed: AtomicBool::new(false),
+    });
+    let issuer = Arc::new(Issuer::default());
+    let grant = grant_on(store.clone(), issuer.clone());
+    let codes = grant
+        .device_authorization(
+            EndpointRequest::form(b"client_id=tv-app"),
+            RequestContext::default(),
+        )
+        .await
+        .expect("device authorization");
+    let found = grant
+        .verify(
+            codes.user_code.display(),
+            &CodeEntry::from_key(LimiterKey::new("person")),
+        )
+        .await
+        .expect("the user code is found");
+    grant
+        .approve(
+            &found.ticket,
+            device_grant::Approve::scopes(Subject::new("alice"), None, found.request.scopes),
+        )
+        .await
+        .expect("an approval the replica acknowledged");
+
+    store.armed.store(true, Ordering::SeqCst);
+    let poll = format!(
+        "grant_type={DEVICE_CODE_GRANT_TYPE}&client_id=tv-app&device_code={}",
+        codes.device_code.secret()
+    );
+    let refused = grant.token(EndpointRequest::form(poll.as_bytes())).await;
+    assert!(
+        refused.is_err(),
+        "a redeem whose lease no replica acknowledged must not hand out tokens"
+    );
+    assert_eq!(
+        issuer.minted.load(Ordering::SeqCst),
+        0,
+        "no tokens may be minted for an unacknowledged lease"
+    );
+
+    // The promoted replica never saw the lease: the approval is there, and
+    // redeems once.
+    let promoted = RedisStore::connect(replica, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the promoted replica: {e}"));
+    let after = grant_on(Arc::new(promoted), issuer.clone());
+    after
+        .token(EndpointRequest::form(poll.as_bytes()))
+        .await
+        .expect("the promoted replica's approval redeems");
+    assert_eq!(issuer.minted.load(Ordering::SeqCst), 1);
+}
+
+fn grant_on(store: Arc<dyn Store>, issuer: Arc<Issuer>) -> DeviceGrant {
+    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    tv.allowed_scopes = ScopeSet::parse("openid profile").expect("valid scopes");
+    tv.default_scopes = ScopeSet::parse("profile").expect("valid scopes");
+    let config = Config::builder(
+        "https://as.example/device",
+        UserCodeKey::new(&[42; 32]).expect("a key"),
+    )
+    .build()
+    .expect("a config");
+    DeviceGrant::builder(config, Arc::new(StaticClients::new().with_public(tv)), issuer)
+        .store(store)
+        .limiter(Arc::new(MemoryLimiter::new()))
+        .build()
+}
+
+#[derive(Default)]
+struct Issuer {
+    minted: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TokenIssuer for Issuer {
+    async fn issue(&self, grant: &ApprovedGrant) -> Result<TokenResponse, BackendError> {
+        self.minted.fetch_add(1, Ordering::SeqCst);
+        Ok(TokenResponse::bearer(format!("at-{}", grant.id)))
+    }
+}
+
+/// The Redis store, promoting the replica just before the next lease is
+/// written once armed: the failover arrives between the poll's read and its
+/// write.
+struct PromoteBeforeLease {
+    inner: RedisStore,
+    replica: String,
+    armed: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for PromoteBeforeLease {
+    async fn insert(
+        &self,
+        record: &DeviceAuthorization,
+        now: OffsetDateTime,
+    ) -> Result<Inserted, BackendError> {
+        self.inner.insert(record, now).await
+    }
+
+    async fn by_device_code(
+        &self,
+        hash: &DeviceCodeHash,
+    ) -> Result<Option<DeviceAuthorization>, BackendError> {
+        self.inner.by_device_code(hash).await
+    }
+
+    async fn by_user_code(
+        &self,
+        hash: &UserCodeHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<DeviceAuthorization>, BackendError> {
+        self.inner.by_user_code(hash, now).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        expected_version: u64,
+        next: &DeviceAuthorization,
+    ) -> Result<bool, BackendError> {
+        if matches!(next.status, Status::Redeeming { .. }) && self.armed.swap(false, Ordering::SeqCst)
+        {
+            promote(&mut admin(&self.replica).await).await;
+        }
+        self.inner.compare_and_set(expected_version, next).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
+        self.inner.purge_expired(now).await
+    }
 }
 
 /// A result that compares, the error as its message.
