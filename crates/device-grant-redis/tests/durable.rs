@@ -225,10 +225,14 @@ fn grant_on(store: Arc<dyn Store>, issuer: Arc<Issuer>) -> DeviceGrant {
     )
     .build()
     .expect("a config");
-    DeviceGrant::builder(config, Arc::new(StaticClients::new().with_public(tv)), issuer)
-        .store(store)
-        .limiter(Arc::new(MemoryLimiter::new()))
-        .build()
+    DeviceGrant::builder(
+        config,
+        Arc::new(StaticClients::new().with_public(tv)),
+        issuer,
+    )
+    .store(store)
+    .limiter(Arc::new(MemoryLimiter::new()))
+    .build()
 }
 
 #[derive(Default)]
@@ -283,7 +287,8 @@ impl Store for PromoteBeforeLease {
         expected_version: u64,
         next: &DeviceAuthorization,
     ) -> Result<bool, BackendError> {
-        if matches!(next.status, Status::Redeeming { .. }) && self.armed.swap(false, Ordering::SeqCst)
+        if matches!(next.status, Status::Redeeming { .. })
+            && self.armed.swap(false, Ordering::SeqCst)
         {
             promote(&mut admin(&self.replica).await).await;
         }
