@@ -181,7 +181,11 @@ async fn an_unacknowledged_redeem_hands_out_no_tokens(primary: &str, replica: &s
     grant
         .approve(
             &found.ticket,
-            device_grant::Approve::scopes(Subject::new("alice"), None, found.request.scopes),
+            device_grant::Approve::scopes(
+                Subject::new("alice"),
+                None,
+                found.request.scopes.clone(),
+            ),
         )
         .await
         .expect("an approval the replica acknowledged");
