@@ -94,6 +94,7 @@ use std::time::Duration as StdDuration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{AsyncCommands as _, Cmd, Pipeline, RedisFuture, Script, Value};
 use time::OffsetDateTime;
 
@@ -103,36 +104,18 @@ use device_grant::store::{
 };
 use device_grant::{BackendError, Budget};
 
-/// Buckets of records (and purge indexes): a power of two.
-const BUCKETS: u8 = 64;
-/// Records one purge script deletes before yielding the server to others.
-const PURGE_BATCH: usize = 500;
-/// How long past its `purge_at` an entry stays in a purge index before an
-/// insert drops it: by then Redis has deleted the record by its TTL, unless
-/// its clock is that far behind the crate's.
-const PURGE_INDEX_GRACE_MICROS: i64 = 3_600_000_000;
+/// Keys one `SCAN` step of a purge asks a server for.
+const SCAN_COUNT: u32 = 1000;
 /// Takeovers of stale user-code entries one insert tries before it gives the
 /// user code up (the caller then draws another).
 const CLAIM_ROUNDS: usize = 4;
 
-// KEYS: record, bucket's purge index.
-// ARGV: record JSON, device hex, purge ms, purge µs, index entries older than this (µs) go.
+// KEYS: record. ARGV: record JSON, purge ms, purge µs.
 // Returns 1 (stored) or 0 (device code already stored; nothing changed).
 const INSERT_RECORD: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', '0', 'r', ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
-redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'NX')
-redis.call('PEXPIREAT', KEYS[2], ARGV[3], 'GT')
-return 1
-";
-
-// KEYS: record, bucket's purge index. ARGV: device hex.
-const UNDO_INSERT: &str = r"
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'v', '0', 'r', ARGV[1], 'p', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 ";
 
@@ -165,18 +148,11 @@ redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
 return 1
 ";
 
-// KEYS: purge index, then the records of ARGV[2..]. ARGV: now µs, then device hexes.
-// Deletes the records still due in the index; returns how many existed.
-const PURGE_DUE: &str = r"
-local deleted = 0
-for i = 2, #KEYS do
-  local due = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if due and tonumber(due) <= tonumber(ARGV[1]) then
-    deleted = deleted + redis.call('DEL', KEYS[i])
-    redis.call('ZREM', KEYS[1], ARGV[i])
-  end
-end
-return deleted
+// KEYS: record. ARGV: now µs. Deletes the record if its purge_at has come.
+const PURGE_RECORD: &str = r"
+local due = redis.call('HGET', KEYS[1], 'p')
+if due and tonumber(due) <= tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 // KEYS: counter. ARGV: budget, expire-at ms.
@@ -205,10 +181,6 @@ pub struct RedisOptions {
     /// [`BackendError::Timeout`] (a write may or may not have happened, whole).
     /// Default 2 s.
     pub response_timeout: StdDuration,
-    /// Whether the store's decisive writes wait for replicas (see
-    /// [`DurableWrites`]). Default `None`: replication is asynchronous. The
-    /// limiter ignores it.
-    pub durable_writes: Option<DurableWrites>,
 }
 
 impl Default for RedisOptions {
@@ -216,7 +188,6 @@ impl Default for RedisOptions {
         Self {
             connection_timeout: StdDuration::from_secs(2),
             response_timeout: StdDuration::from_secs(2),
-            durable_writes: None,
         }
     }
 }
@@ -293,6 +264,80 @@ impl From<ConnectionManager> for RedisConnection {
 impl From<ClusterConnection> for RedisConnection {
     fn from(conn: ClusterConnection) -> Self {
         Self(Conn::Cluster(conn))
+    }
+}
+
+impl RedisConnection {
+    /// The nodes whose keys make up the data set: `None` for the one server,
+    /// or the primaries of a cluster (from `CLUSTER SLOTS`).
+    async fn primaries(&self) -> Result<Vec<Option<(String, u16)>>, BackendError> {
+        let Conn::Cluster(conn) = &self.0 else {
+            return Ok(vec![None]);
+        };
+        let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn.clone())
+            .await
+            .map_err(backend_error)?;
+        let mut primaries = Vec::new();
+        for range in ranges {
+            // [start, end, [host, port, id, …] of the primary, replicas…]
+            let Some(Value::Array(primary)) = range.get(2) else {
+                return Err(BackendError::other(
+                    "CLUSTER SLOTS: a range without a primary",
+                ));
+            };
+            let (Some(host), Some(Value::Int(port))) = (primary.first(), primary.get(1)) else {
+                return Err(BackendError::other(
+                    "CLUSTER SLOTS: a primary without an address",
+                ));
+            };
+            let host: String = redis::FromRedisValue::from_redis_value(host.clone())
+                .map_err(|e| BackendError::other(e.to_string()))?;
+            let port = u16::try_from(*port)
+                .map_err(|_| BackendError::other("CLUSTER SLOTS: a port out of range"))?;
+            if !primaries.contains(&Some((host.clone(), port))) {
+                primaries.push(Some((host, port)));
+            }
+        }
+        Ok(primaries)
+    }
+
+    /// One `SCAN` step on `node` (see [`Self::primaries`]): the next cursor and
+    /// the record keys matching `pattern`.
+    async fn scan(
+        &self,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+        pattern: &str,
+    ) -> Result<(u64, Vec<String>), BackendError> {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg("hash");
+        match (&self.0, node) {
+            (Conn::Cluster(conn), Some((host, port))) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let value = conn
+                    .clone()
+                    .route_command(cmd, routing)
+                    .await
+                    .map_err(backend_error)?;
+                redis::FromRedisValue::from_redis_value(value)
+                    .map_err(|e| BackendError::other(e.to_string()))
+            }
+            _ => cmd
+                .query_async(&mut self.clone())
+                .await
+                .map_err(backend_error),
+        }
     }
 }
 
@@ -465,11 +510,10 @@ fn backend_error(e: redis::RedisError) -> BackendError {
 /// The scripts, hashed once.
 struct Scripts {
     insert_record: Script,
-    undo_insert: Script,
     claim_user_code: Script,
     release_user_code: Script,
     compare_and_set: Script,
-    purge_due: Script,
+    purge_record: Script,
 }
 
 /// A [`Store`] on Redis, shared by every instance that uses the same server
@@ -509,11 +553,7 @@ impl RedisStore {
         prefix: impl Into<String>,
         options: RedisOptions,
     ) -> Result<Self, BackendError> {
-        let store = Self::new(connect(url, options).await?, prefix);
-        Ok(match options.durable_writes {
-            Some(durable) => store.with_durable_writes(durable),
-            None => store,
-        })
+        Ok(Self::new(connect(url, options).await?, prefix))
     }
 
     /// The same store, its decisive writes waiting for replicas: see
@@ -531,11 +571,10 @@ impl RedisStore {
             prefix: prefix.into(),
             scripts: std::sync::Arc::new(Scripts {
                 insert_record: Script::new(INSERT_RECORD),
-                undo_insert: Script::new(UNDO_INSERT),
                 claim_user_code: Script::new(CLAIM_USER_CODE),
                 release_user_code: Script::new(RELEASE_USER_CODE),
                 compare_and_set: Script::new(COMPARE_AND_SET),
-                purge_due: Script::new(PURGE_DUE),
+                purge_record: Script::new(PURGE_RECORD),
             }),
             durable: None,
         }
@@ -551,21 +590,12 @@ impl RedisStore {
         &self.prefix
     }
 
-    fn bucket(&self, bucket: u8) -> String {
-        format!("{}:{{dc:{:02x}}}", self.prefix, bucket)
-    }
-
-    /// The record key and its bucket's purge index, from the device-code
-    /// hash in hex (as the user-code entries and the indexes hold it).
-    fn record_keys(&self, device_hex: &str) -> Option<(String, String)> {
-        let first = u8::from_str_radix(device_hex.get(..2)?, 16).ok()?;
-        let bucket = self.bucket(first % BUCKETS);
-        Some((format!("{bucket}:{device_hex}"), format!("{bucket}:purge")))
+    fn record_key_hex(&self, device_hex: &str) -> String {
+        format!("{}:dc:{device_hex}", self.prefix)
     }
 
     fn record_key(&self, hash: &DeviceCodeHash) -> String {
-        let bucket = self.bucket(hash.as_bytes()[0] % BUCKETS);
-        format!("{bucket}:{}", hex(hash.as_bytes()))
+        self.record_key_hex(&hex(hash.as_bytes()))
     }
 
     fn user_code_key(&self, hash: &UserCodeHash) -> String {
@@ -596,13 +626,10 @@ impl RedisStore {
         &self,
         device_hex: &str,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        let Some((key, _)) = self.record_keys(device_hex) else {
-            return Ok(None);
-        };
         let json: Option<String> = self
             .conn
             .clone()
-            .hget(key, "r")
+            .hget(self.record_key_hex(device_hex), "r")
             .await
             .map_err(backend_error)?;
         json.as_deref().map(decode).transpose()
@@ -620,16 +647,7 @@ impl RedisStore {
             .arg(device_hex)
             .invoke_async(&mut conn)
             .await;
-        if let Some((record, index)) = self.record_keys(device_hex) {
-            let _: Result<i64, _> = self
-                .scripts
-                .undo_insert
-                .key(record)
-                .key(index)
-                .arg(device_hex)
-                .invoke_async(&mut conn)
-                .await;
-        }
+        let _: Result<i64, _> = conn.del(self.record_key_hex(device_hex)).await;
     }
 
     /// Claims the user-code entry for a record already written: `Ok(true)`
@@ -685,19 +703,13 @@ impl Store for RedisStore {
         now: OffsetDateTime,
     ) -> Result<Inserted, BackendError> {
         let device = hex(record.device_code_hash.as_bytes());
-        let (record_key, index_key) = self
-            .record_keys(&device)
-            .ok_or_else(|| BackendError::other("a device-code hash has no bytes"))?;
         let stored: i64 = self
             .scripts
             .insert_record
-            .key(&record_key)
-            .key(&index_key)
+            .key(self.record_key_hex(&device))
             .arg(encode(record)?)
-            .arg(&device)
             .arg(millis_ceil(record.purge_at))
             .arg(micros(record.purge_at))
-            .arg(micros(now) - PURGE_INDEX_GRACE_MICROS)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend_error)?;
@@ -832,36 +844,28 @@ impl Store for RedisStore {
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
-        let now_micros = micros(now);
+        let pattern = format!("{}:dc:*", escape_glob(&self.prefix));
         let mut deleted = 0u64;
-        for bucket in 0..BUCKETS {
-            let bucket = self.bucket(bucket);
-            let index = format!("{bucket}:purge");
+        for node in self.conn.primaries().await? {
+            let mut cursor = 0u64;
             loop {
-                let due: Vec<String> = self
-                    .conn
-                    .clone()
-                    .zrangebyscore_limit(&index, "-inf", now_micros, 0, PURGE_BATCH as isize)
-                    .await
-                    .map_err(backend_error)?;
-                if due.is_empty() {
+                // Steps of SCAN, so that a large purge never blocks Redis for long.
+                let (next, keys) = self.conn.scan(node.as_ref(), cursor, &pattern).await?;
+                for key in keys {
+                    let n: u64 = self
+                        .scripts
+                        .purge_record
+                        .key(&key)
+                        .arg(micros(now))
+                        .invoke_async(&mut self.conn.clone())
+                        .await
+                        .map_err(backend_error)?;
+                    deleted += n;
+                }
+                if next == 0 {
                     break;
                 }
-                // Batches, so that a large purge never blocks Redis for long.
-                let mut invocation = self.scripts.purge_due.key(&index);
-                invocation.arg(now_micros);
-                for device_hex in &due {
-                    invocation.key(format!("{bucket}:{device_hex}"));
-                    invocation.arg(device_hex);
-                }
-                let n: u64 = invocation
-                    .invoke_async(&mut self.conn.clone())
-                    .await
-                    .map_err(backend_error)?;
-                deleted += n;
-                if due.len() < PURGE_BATCH {
-                    break;
-                }
+                cursor = next;
             }
         }
         Ok(deleted)
@@ -966,6 +970,17 @@ impl AttemptLimiter for RedisLimiter {
     async fn purge_expired(&self, _now: OffsetDateTime) -> Result<u64, BackendError> {
         Ok(0)
     }
+}
+
+/// `text` with `SCAN MATCH`'s special characters escaped.
+fn escape_glob(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }
 
 /// `WAIT`'s timeout in milliseconds; 0 would wait forever.

@@ -29,7 +29,7 @@ use device_grant::{
     DEVICE_CODE_GRANT_TYPE, DeviceGrant, EndpointRequest, MemoryLimiter, RequestContext, ScopeSet,
     StaticClients, Subject, TokenIssuer, TokenResponse, UserCodeKey,
 };
-use device_grant_redis::{DurableWrites, RedisOptions, RedisStore};
+use device_grant_redis::{DurableWrites, RedisStore};
 use time::OffsetDateTime;
 
 const DURABLE: DurableWrites = DurableWrites {
@@ -49,13 +49,10 @@ async fn durable_writes_survive_a_failover_and_unacknowledged_ones_fail() {
     follow(&mut to_replica, primary).await;
 
     let prefix = unique("dgdurable");
-    let options = RedisOptions {
-        durable_writes: Some(DURABLE),
-        ..RedisOptions::default()
-    };
-    let store = RedisStore::connect_with(primary, prefix.clone(), options)
+    let store = RedisStore::connect(primary, prefix.clone())
         .await
-        .unwrap_or_else(|e| panic!("cannot reach the primary: {e}"));
+        .unwrap_or_else(|e| panic!("cannot reach the primary: {e}"))
+        .with_durable_writes(DURABLE);
     let base = base_time();
 
     // Acknowledged: a full redeem, and a denial.
@@ -151,14 +148,11 @@ async fn durable_writes_survive_a_failover_and_unacknowledged_ones_fail() {
 /// written, the replica is promoted, so the lease is never acknowledged.
 async fn an_unacknowledged_redeem_hands_out_no_tokens(primary: &str, replica: &str) {
     let prefix = unique("dgdurable");
-    let options = RedisOptions {
-        durable_writes: Some(DURABLE),
-        ..RedisOptions::default()
-    };
     let store = Arc::new(PromoteBeforeLease {
-        inner: RedisStore::connect_with(primary, prefix.clone(), options)
+        inner: RedisStore::connect(primary, prefix.clone())
             .await
-            .unwrap_or_else(|e| panic!("cannot reach the primary: {e}")),
+            .unwrap_or_else(|e| panic!("cannot reach the primary: {e}"))
+            .with_durable_writes(DURABLE),
         replica: replica.to_owned(),
         armed: AtomicBool::new(false),
     });
