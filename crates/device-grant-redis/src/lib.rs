@@ -8,33 +8,30 @@
 //! Every key starts with the prefix the host chooses (`P` below); hashes are
 //! lower-case hex. Nothing secret is in a key or a value: device codes appear
 //! only as SHA-256, user codes only as HMAC-SHA-256, limiter keys only as SHA-256.
-//! `B` is a record's bucket, the device-code hash's first byte modulo 64 as two
-//! hex digits: the braces make a record and its bucket's purge index one hash
-//! slot of a cluster.
 //!
 //! | key | type | holds | expires (TTL) |
 //! | --- | --- | --- | --- |
-//! | `P:{dc:B}:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON | at `purge_at` |
-//! | `P:{dc:B}:purge` | sorted set | the bucket's device-code hashes scored by `purge_at` (µs) | at its latest `purge_at` |
+//! | `P:dc:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON, `p`: `purge_at` (µs) | at `purge_at` |
 //! | `P:uc:<user-code hash>` | string | `<device-code hash>:<expires_at, µs>`: the user-code index entry | at `expires_at` |
 //! | `P:attempts:<key hash>:<window start>` | string | attempts spent in the window | a window after the window ends |
 //!
 //! # Atomicity and cost
 //!
-//! Each step below is one command or one Lua script on one hash slot, with
-//! every key it touches passed in `KEYS`, so it runs atomically on a single
-//! server and on a cluster alike. The record is authoritative; the user-code
-//! index entry only points at it, and every reader checks the record.
+//! Each step below is one command or one Lua script on **one key**, declared
+//! in `KEYS`, so it runs atomically on a single server and on a cluster
+//! alike (a record and its user-code entry hash to different slots). The
+//! record is authoritative; the user-code entry only points at it, and every
+//! reader checks the record.
 //!
 //! - **Insert**: (1) one script writes the record if its device-code hash is
-//!   new (else nothing, and the insert fails) and adds it to its bucket's
-//!   purge index; (2) one script claims the user-code index entry unless a
-//!   live entry holds it. If one does, the holder's record is read: when it
-//!   is no longer pending, expired or gone, the entry is stale and is taken
-//!   over by a compare-and-swap on the entry (so of racing inserts exactly one
-//!   wins); when it is live, the new record is deleted again and the insert
-//!   answers [`Inserted::UserCodeTaken`]. A new record is invisible between
-//!   (1) and (2): nobody knows its device code until the insert returns.
+//!   new (else nothing, and the insert fails); (2) one script claims the
+//!   user-code entry unless a live entry holds it. If one does, the holder's
+//!   record is read: when it is no longer pending, expired or gone, the entry
+//!   is stale and is taken over by a compare-and-swap on the entry (so of
+//!   racing inserts exactly one wins); when it is live, the new record is
+//!   deleted again and the insert answers [`Inserted::UserCodeTaken`]. A new
+//!   record is invisible between (1) and (2): nobody knows its device code
+//!   until the insert returns.
 //! - **Compare-and-set**: one script compares the version and writes the
 //!   record. When the record leaves `Pending`, a second command deletes its
 //!   user-code entry; readers ignore the entry meanwhile (the record is no
@@ -56,30 +53,30 @@
 //!
 //! # Expiry and purge
 //!
-//! Keys expire on their own (TTLs above), so memory follows live requests
-//! even if the host never purges. [`Store::purge_expired`] deletes the
-//! records whose `purge_at` has come (by the caller's clock) through the 64
-//! bucket indexes (64 reads at least, batches of 500 deletions each) and
-//! returns how many it deleted. Each insert also drops from its bucket's index
-//! the entries of records whose `purge_at` passed an hour ago, which Redis has
-//! deleted by TTL, so an index stays bounded without purges. TTLs follow
-//! Redis's clock, the rest the crate's: keep the two in sync (NTP) as for any
-//! expiry.
+//! Every key expires on its own (TTLs above), so memory follows live
+//! requests and the host need not purge. [`Store::purge_expired`] deletes
+//! the records whose `purge_at` has come by the caller's clock (before their
+//! TTL, if Redis's clock is behind) and returns how many: there is no index
+//! to keep, so it walks the record keys with `SCAN` (on every primary of a
+//! cluster), 1,000 keys a step, and costs a pass over the whole key space of
+//! the database, other applications' keys included. Schedule it rarely, or
+//! not at all. TTLs follow Redis's clock, the rest the crate's: keep the two
+//! in sync (NTP) as for any expiry.
 //!
 //! # Redis Cluster
 //!
 //! [`connect`] with a `redis+cluster://host:port[,host:port…]` URL uses
 //! redis-rs's cluster client: it learns the slot map from the nodes named,
-//! follows `MOVED`/`ASK` redirections and reconnects by itself. Redis 7.0 or
-//! later is required (the store uses `PEXPIREAT … NX|GT`); Valkey speaks the
-//! same commands.
+//! follows `MOVED`/`ASK` redirections and reconnects by itself. Redis 6.2 or
+//! later (`SET … PXAT`); the tests run on 7.0. Valkey speaks the same
+//! commands.
 //!
 //! # Durability
 //!
 //! Redis replication is asynchronous: after a failover, the promoted replica
 //! may lack the last acknowledged writes, so a redeemed code can read as
 //! approved again and a denial as pending. With
-//! [`RedisOptions::durable_writes`] (see [`DurableWrites`]) the writes that
+//! [`RedisStore::with_durable_writes`] (see [`DurableWrites`]) the writes that
 //! take a record out of `Pending` wait with `WAIT` for replicas, and a write
 //! they did not acknowledge in time is reported as a failure: a failover to
 //! a replica that acknowledged keeps what the crate reported done. Without
