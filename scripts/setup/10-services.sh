@@ -1,6 +1,10 @@
 # Sourced by scripts/test: installs (if missing) and starts a Redis and a
 # PostgreSQL server on loopback for the adapters' tests, then exports
-# DEVICE_GRANT_REDIS_URL and DEVICE_GRANT_POSTGRES_URL. The PostgreSQL server
+# DEVICE_GRANT_REDIS_URL and DEVICE_GRANT_POSTGRES_URL. It also starts a Redis
+# Cluster of three primaries and three replicas (ports 7301-7306) and exports
+# DEVICE_GRANT_REDIS_CLUSTER_URL, and a primary with one replica (ports 6392
+# and 6393, DEVICE_GRANT_REDIS_PAIR="primary,replica") for failover tests. The
+# PostgreSQL server
 # also takes TLS, with a certificate for localhost and 127.0.0.1 from a
 # throwaway CA made here; DEVICE_GRANT_POSTGRES_CA is that CA's PEM file.
 #
@@ -52,6 +56,90 @@ dg_redis_up() {
     [ "$(redis-cli -h 127.0.0.1 -p "$dg_redis_port" ping 2>/dev/null)" = "PONG" ]
 }
 
+dg_cluster_ports="${DEVICE_GRANT_REDIS_CLUSTER_PORTS:-7301 7302 7303 7304 7305 7306}"
+
+dg_cluster_up() {
+  local port
+  command -v redis-cli >/dev/null 2>&1 || return 1
+  for port in $dg_cluster_ports; do
+    redis-cli -h 127.0.0.1 -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+  done
+}
+
+# Six nodes, no persistence; formed into a cluster once every node answers.
+# A node left from an earlier run with another cluster's configuration is
+# reset first, so a half-made cluster heals on the next run.
+dg_cluster_start() {
+  local port nodes=""
+  for port in $dg_cluster_ports; do
+    if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" != "PONG" ]; then
+      mkdir -p "$dg_state/cluster-$port"
+      rm -f "$dg_state/cluster-$port/nodes.conf"
+      redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
+        --cluster-enabled yes --cluster-config-file "$dg_state/cluster-$port/nodes.conf" \
+        --cluster-node-timeout 2000 --save '' --appendonly no --dir "$dg_state/cluster-$port" \
+        --logfile "$dg_state/cluster-$port/redis.log" --pidfile "$dg_state/cluster-$port/redis.pid"
+    fi
+    nodes="$nodes 127.0.0.1:$port"
+  done
+  for port in $dg_cluster_ports; do
+    for _ in $(seq 1 50); do
+      [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ] && break
+      sleep 0.1
+    done
+  done
+  for port in $dg_cluster_ports; do
+    redis-cli -h 127.0.0.1 -p "$port" flushall >/dev/null 2>&1 || true
+    redis-cli -h 127.0.0.1 -p "$port" cluster reset hard >/dev/null 2>&1 || true
+  done
+  # shellcheck disable=SC2086
+  redis-cli --cluster create $nodes --cluster-replicas 1 --cluster-yes >"$dg_state/cluster-create.log" 2>&1 || true
+  for _ in $(seq 1 100); do
+    if dg_cluster_up; then break; fi
+    sleep 0.1
+  done
+  if ! dg_cluster_up; then
+    echo "WARNING: the redis cluster did not form; see $dg_state/cluster-create.log" >&2
+  fi
+}
+
+dg_pair_primary="${DEVICE_GRANT_REDIS_PAIR_PORTS:-6392 6393}"
+dg_pair_replica="${dg_pair_primary#* }"
+dg_pair_primary="${dg_pair_primary%% *}"
+
+dg_role() {
+  redis-cli -h 127.0.0.1 -p "$1" role 2>/dev/null | head -n 1
+}
+
+# The pair's primary and its replica, started if need be, and put back in
+# those roles if a failover test left them otherwise. DEBUG is allowed from
+# loopback: the tests stall the replica with DEBUG SLEEP.
+dg_pair_start() {
+  local port
+  for port in "$dg_pair_primary" "$dg_pair_replica"; do
+    if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" != "PONG" ]; then
+      mkdir -p "$dg_state/pair-$port"
+      redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
+        --save '' --appendonly no --dir "$dg_state/pair-$port" --enable-debug-command local \
+        --logfile "$dg_state/pair-$port/redis.log" --pidfile "$dg_state/pair-$port/redis.pid"
+      for _ in $(seq 1 50); do
+        [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = "PONG" ] && break
+        sleep 0.1
+      done
+    fi
+  done
+  [ "$(dg_role "$dg_pair_primary")" = "master" ] ||
+    redis-cli -h 127.0.0.1 -p "$dg_pair_primary" replicaof no one >/dev/null || true
+  [ "$(dg_role "$dg_pair_replica")" = "slave" ] ||
+    redis-cli -h 127.0.0.1 -p "$dg_pair_replica" replicaof 127.0.0.1 "$dg_pair_primary" >/dev/null || true
+  for _ in $(seq 1 100); do
+    redis-cli -h 127.0.0.1 -p "$dg_pair_primary" info replication 2>/dev/null |
+      grep -q '^connected_slaves:1' && return 0
+    sleep 0.1
+  done
+  echo "WARNING: the redis replica on $dg_pair_replica did not connect; see $dg_state/pair-*/redis.log" >&2
+}
+
 dg_pg_up() {
   command -v pg_isready >/dev/null 2>&1 &&
     pg_isready -q -h 127.0.0.1 -p "$dg_pg_port" -U postgres
@@ -95,6 +183,14 @@ if ! dg_redis_up || ! dg_pg_up; then
   if ! dg_pg_up; then echo "WARNING: postgresql did not start; see $dg_state/pg.log" >&2; fi
 fi
 
+if ! dg_cluster_up; then
+  mkdir -p "$dg_state"
+  dg_cluster_start
+fi
+if command -v redis-server >/dev/null 2>&1; then
+  dg_pair_start
+fi
+
 if dg_pg_up; then
   if ! psql -h 127.0.0.1 -p "$dg_pg_port" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'device_grant_test'" | grep -q 1; then
@@ -125,8 +221,13 @@ if dg_pg_up; then
 fi
 
 export DEVICE_GRANT_REDIS_URL="redis://127.0.0.1:$dg_redis_port/"
+dg_cluster_hosts="$(for port in $dg_cluster_ports; do printf '127.0.0.1:%s,' "$port"; done)"
+export DEVICE_GRANT_REDIS_CLUSTER_URL="redis+cluster://${dg_cluster_hosts%,}/"
+export DEVICE_GRANT_REDIS_PAIR="redis://127.0.0.1:$dg_pair_primary/,redis://127.0.0.1:$dg_pair_replica/"
 export DEVICE_GRANT_POSTGRES_URL="postgres://postgres@127.0.0.1:$dg_pg_port/device_grant_test"
 export DEVICE_GRANT_POSTGRES_CA="$dg_tls/ca.pem"
-echo "redis: $DEVICE_GRANT_REDIS_URL  postgres: $DEVICE_GRANT_POSTGRES_URL (TLS CA: $DEVICE_GRANT_POSTGRES_CA)"
-unset -f dg_pg_bin dg_redis_up dg_pg_up dg_pg_tls_files
-unset dg_redis_port dg_pg_port dg_state dg_pg_data dg_bin dg_tls
+echo "redis: $DEVICE_GRANT_REDIS_URL  redis cluster: $DEVICE_GRANT_REDIS_CLUSTER_URL"
+echo "postgres: $DEVICE_GRANT_POSTGRES_URL (TLS CA: $DEVICE_GRANT_POSTGRES_CA)"
+unset -f dg_pg_bin dg_redis_up dg_pg_up dg_pg_tls_files dg_cluster_up dg_cluster_start
+unset -f dg_role dg_pair_start
+unset dg_pair_primary dg_pair_replica dg_cluster_ports dg_cluster_hosts dg_redis_port dg_pg_port dg_state dg_pg_data dg_bin dg_tls

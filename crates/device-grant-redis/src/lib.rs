@@ -1,5 +1,7 @@
 //! A [`Store`] and an [`AttemptLimiter`] on Redis, for several instances of one
-//! authorization server built on [`device_grant`].
+//! authorization server built on [`device_grant`]: on one Redis server
+//! (`redis://…`) or on a Redis Cluster (`redis+cluster://…`), with one key
+//! layout and one set of guarantees for both.
 //!
 //! # Keys
 //!
@@ -9,50 +11,88 @@
 //!
 //! | key | type | holds | expires (TTL) |
 //! | --- | --- | --- | --- |
-//! | `P:dc:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON | at `purge_at` |
-//! | `P:uc:<user-code hash>` | string | `<device-code hash>:<expires_at, µs>` while the record is pending | at `expires_at` |
-//! | `P:purge` | sorted set | device-code hashes scored by `purge_at` (µs) | never (emptied by purges) |
+//! | `P:dc:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON, `p`: `purge_at` (µs) | at `purge_at` |
+//! | `P:uc:<user-code hash>` | string | `<device-code hash>:<expires_at, µs>`: the user-code index entry | at `expires_at` |
 //! | `P:attempts:<key hash>:<window start>` | string | attempts spent in the window | a window after the window ends |
 //!
 //! # Atomicity and cost
 //!
-//! Every write is one Lua script, which Redis runs atomically: an insert checks
-//! that the device code is new and claims the user code together; a compare-and-set checks the version,
-//! writes, and drops the user-code key when the record leaves `Pending`. Reads
-//! are one command (by device code) or one script (by user code). A pending
-//! poll is two round trips: the read and the compare-and-set.
+//! Each step below is one command or one Lua script on **one key**, declared
+//! in `KEYS`, so it runs atomically on a single server and on a cluster
+//! alike (a record and its user-code entry hash to different slots). The
+//! record is authoritative; the user-code entry only points at it, and every
+//! reader checks the record.
+//!
+//! - **Insert**: (1) one script writes the record if its device-code hash is
+//!   new (else nothing, and the insert fails); (2) one script claims the
+//!   user-code entry unless a live entry holds it. If one does, the holder's
+//!   record is read: when it is no longer pending, expired or gone, the entry
+//!   is stale and is taken over by a compare-and-swap on the entry (so of
+//!   racing inserts exactly one wins); when it is live, the new record is
+//!   deleted again and the insert answers [`Inserted::UserCodeTaken`]. A new
+//!   record is invisible between (1) and (2): nobody knows its device code
+//!   until the insert returns.
+//! - **Compare-and-set**: one script compares the version and writes the
+//!   record. When the record leaves `Pending`, a second command deletes its
+//!   user-code entry; readers ignore the entry meanwhile (the record is no
+//!   longer pending), and an insert takes it over, so a crash between the two
+//!   leaves nothing wrong.
+//! - **Reads**: by device code one command; by user code two (the entry,
+//!   then the record, checked to be the entry's, pending and unexpired).
+//! - A pending poll is two round trips (read, compare-and-set), an insert
+//!   two; when the user code is held, one more read (the holder) and one
+//!   more script (a takeover, or the undo). With [`DurableWrites`], a
+//!   compare-and-set out of `Pending` and a read of a record out of
+//!   `Pending` also wait for replicas.
+//!
+//! If the process dies between an insert's steps, what is left is harmless: a
+//! record nobody knows the device code of (deleted at its `purge_at`), or an
+//! entry pointing at a record that does not exist (taken over by the next
+//! insert of that user code, or expired at `expires_at`). On a single server
+//! the same steps run, so both deployments behave the same.
 //!
 //! # Expiry and purge
 //!
-//! Keys expire on their own (TTLs above), so memory follows live requests
-//! even if the host never purges. [`Store::purge_expired`] deletes records
-//! whose `purge_at` has come (by the caller's clock) through the `P:purge`
-//! index and returns how many it deleted; each insert also purges up to 16 due
-//! records, which keeps that index bounded. TTLs follow Redis's clock, the
-//! rest the crate's: keep the two in sync (NTP) as for any expiry.
+//! Every key expires on its own (TTLs above), so memory follows live
+//! requests and the host need not purge. [`Store::purge_expired`] deletes
+//! the records whose `purge_at` has come by the caller's clock (before their
+//! TTL, if Redis's clock is behind) and returns how many: there is no index
+//! to keep, so it walks the record keys with `SCAN` (on every primary of a
+//! cluster), 1,000 keys a step, and costs a pass over the whole key space of
+//! the database, other applications' keys included. Schedule it rarely, or
+//! not at all. TTLs follow Redis's clock, the rest the crate's: keep the two
+//! in sync (NTP) as for any expiry.
 //!
-//! # One primary
+//! # Redis Cluster
 //!
-//! The store speaks to one Redis primary over one connection. Redis Cluster is
-//! not supported: the scripts derive keys from the prefix instead of receiving
-//! them all in `KEYS`, which a cluster refuses (`CROSSSLOT`) or routes
-//! elsewhere (`MOVED`).
+//! [`connect`] with a `redis+cluster://host:port[,host:port…]` URL uses
+//! redis-rs's cluster client: it learns the slot map from the nodes named,
+//! follows `MOVED`/`ASK` redirections and reconnects by itself. Redis 6.2 or
+//! later (`SET … PXAT`); the tests run on 7.0. Valkey speaks the same
+//! commands.
 //!
 //! # Durability
 //!
 //! Redis replication is asynchronous: after a failover, the promoted replica
 //! may lack the last acknowledged writes, so a redeemed code can read as
-//! approved again and a denial as pending. Exactly-once redemption and a
-//! denial that stays denied hold as far as Redis keeps acknowledged writes
-//! (AOF with `appendfsync always`, no failover). The guide `docs/instances.md`
-//! has the table for every store.
+//! approved again and a denial as pending. With
+//! [`RedisStore::with_durable_writes`] (see [`DurableWrites`]) the writes that
+//! take a record out of `Pending` wait with `WAIT` for replicas, and a write
+//! they did not acknowledge in time is reported as a failure: a failover to
+//! a replica that acknowledged keeps what the crate reported done. Without
+//! it, exactly-once redemption and a denial that stays denied hold as far as
+//! Redis keeps acknowledged writes (AOF with `appendfsync always`, no
+//! failover). The guide `docs/instances.md` has the table for every store.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::time::Duration as StdDuration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands as _, Script};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{AsyncCommands as _, Cmd, Pipeline, RedisFuture, Script, Value};
 use time::OffsetDateTime;
 
 use device_grant::store::{
@@ -61,64 +101,55 @@ use device_grant::store::{
 };
 use device_grant::{BackendError, Budget};
 
-/// Records due for purge that one insert deletes on its way.
-const PURGE_ON_INSERT: u32 = 16;
-/// Records one purge script deletes before yielding the server to others.
-const PURGE_BATCH: u32 = 500;
+/// Keys one `SCAN` step of a purge asks a server for.
+const SCAN_COUNT: u32 = 1000;
+/// Takeovers of stale user-code entries one insert tries before it gives the
+/// user code up (the caller then draws another).
+const CLAIM_ROUNDS: usize = 4;
 
-// KEYS: user-code key, record key, purge index.
-// Returns 1 (stored), 0 (user code taken) or -1 (device code already stored).
-// ARGV: record JSON, device hex, expires µs, expires ms, purge ms, now µs,
-//       record key prefix, purge µs, purge-on-insert count.
-const INSERT: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-local held = redis.call('GET', KEYS[1])
-if held then
-  local sep = string.find(held, ':', 1, true)
-  if sep and tonumber(string.sub(held, sep + 1)) > tonumber(ARGV[6]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PXAT', ARGV[4])
-redis.call('HSET', KEYS[2], 'v', '0', 'r', ARGV[1])
-redis.call('PEXPIREAT', KEYS[2], ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[8], ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[6], 'LIMIT', 0, tonumber(ARGV[9]))
-for _, d in ipairs(due) do
-  redis.call('DEL', ARGV[7] .. d)
-  redis.call('ZREM', KEYS[3], d)
-end
+// KEYS: record. ARGV: record JSON, purge ms, purge µs.
+// Returns 1 (stored) or 0 (device code already stored; nothing changed).
+const INSERT_RECORD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', '0', 'r', ARGV[1], 'p', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 ";
 
-// KEYS: record key, user-code key.
-// ARGV: expected version, next version, next JSON, '1' if next is not pending, device hex.
+// KEYS: user-code entry.
+// ARGV: new value, expires ms, now µs, the stale value this claim may replace ('' for none).
+// Returns nil when claimed, else the value of the live entry that holds it.
+const CLAIM_USER_CODE: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[4] then
+  local sep = string.find(held, ':', 1, true)
+  if sep and tonumber(string.sub(held, sep + 1)) > tonumber(ARGV[3]) then return held end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return false
+";
+
+// KEYS: user-code entry. ARGV: device hex. Deletes the entry if it points at that record.
+const RELEASE_USER_CODE: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+// KEYS: record. ARGV: expected version, next version, next JSON.
 const COMPARE_AND_SET: &str = r"
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
-if ARGV[4] == '1' then
-  local held = redis.call('GET', KEYS[2])
-  if held and string.sub(held, 1, 64) == ARGV[5] then redis.call('DEL', KEYS[2]) end
-end
 return 1
 ";
 
-// KEYS: user-code key. ARGV: now µs, record key prefix.
-const BY_USER_CODE: &str = r"
-local held = redis.call('GET', KEYS[1])
-if not held then return false end
-local sep = string.find(held, ':', 1, true)
-if not sep or tonumber(string.sub(held, sep + 1)) <= tonumber(ARGV[1]) then return false end
-return redis.call('HGET', ARGV[2] .. string.sub(held, 1, sep - 1), 'r')
-";
-
-// KEYS: purge index. ARGV: now µs, record key prefix, batch size.
-const PURGE: &str = r"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local deleted = 0
-for _, d in ipairs(due) do
-  deleted = deleted + redis.call('DEL', ARGV[2] .. d)
-  redis.call('ZREM', KEYS[1], d)
-end
-return {deleted, #due}
+// KEYS: record. ARGV: now µs. Deletes the record if its purge_at has come.
+const PURGE_RECORD: &str = r"
+local due = redis.call('HGET', KEYS[1], 'p')
+if due and tonumber(due) <= tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 // KEYS: counter. ARGV: budget, expire-at ms.
@@ -137,7 +168,8 @@ if spent > 0 then redis.call('DECR', KEYS[1]) end
 return 0
 ";
 
-/// How [`RedisStore::connect`] and [`RedisLimiter::connect`] connect.
+/// How [`connect`], [`RedisStore::connect_with`] and
+/// [`RedisLimiter::connect_with`] connect.
 #[derive(Debug, Clone, Copy)]
 pub struct RedisOptions {
     /// How long to wait for a connection. Default 2 s.
@@ -157,20 +189,208 @@ impl Default for RedisOptions {
     }
 }
 
-/// Connects to Redis: one multiplexed connection that reconnects by itself
-/// when it breaks (every request of every task shares it, pipelined, which
-/// serves Redis better than a pool of connections).
+/// Writes that must survive a failover: every compare-and-set that takes a
+/// record out of `Pending` (approve, deny, the redeem's lease, redeemed) is
+/// followed by `WAIT replicas timeout` on the same connection, in one
+/// pipeline, and reads of records out of `Pending` by device code wait the
+/// same way for the connection's earlier writes.
 ///
-/// The URL is `redis://[user:password@]host[:port][/db]` (or `rediss://` when
-/// the `redis` crate is built with TLS); errors never show the password.
-pub async fn connect(url: &str, options: RedisOptions) -> Result<ConnectionManager, BackendError> {
-    let client = redis::Client::open(url).map_err(|e| {
-        BackendError::Unavailable(format!(
-            "bad redis URL {}: {:?}",
-            redacted_url(url),
-            e.kind()
-        ))
-    })?;
+/// - **Acknowledged**: the write, and every earlier write to that primary,
+///   is on `replicas` replicas (in their memory, not necessarily on their
+///   disks). A failover to one of them keeps it: a redeemed code stays
+///   redeemed, a denial stays denied.
+/// - **Not acknowledged in time**: the compare-and-set has happened on the
+///   primary but fails with [`BackendError::Unavailable`]. The crate then
+///   reads the record back to settle what happened; those reads wait too and
+///   fail the same way while the replicas lag, so the operation is reported
+///   as failed (`503`; for a redeem, no tokens are handed out). A retry finds
+///   the record as the primary holds it, out of `Pending`: a retried redeem
+///   finds the lease taken and waits for it, an approval or a denial does
+///   not happen twice. If the primary fails over before the replicas caught
+///   up, the write is lost, as if never made.
+/// - **Limits**: `WAIT` is not consensus. With more replicas than
+///   `replicas`, a failover may promote one that did not acknowledge: set
+///   `replicas` to their number to rule that out (and fail while any is
+///   down). A read-back waits for what this connection wrote: if the
+///   connection was re-established between the write and the read-back, it
+///   cannot tell, and the crate may take the write as done. The crate hands
+///   out tokens whatever the final `Redeemed` write answers: if a failover
+///   loses that one, the promoted replica holds the lease, and once the
+///   lease ends the approval can be redeemed again, which the token issuer's
+///   contract (same grant id, same tokens or the earlier ones revoked)
+///   covers.
+/// - **Cost**: `WAIT` holds the connection, which every task of the
+///   instance shares: while replicas lag, other requests queue behind it, up
+///   to `timeout`. Keep `timeout` below
+///   [`response_timeout`](RedisOptions::response_timeout). Inserts and
+///   pending polls do not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableWrites {
+    /// How many replicas must acknowledge a write (at least 1).
+    pub replicas: u32,
+    /// How long to wait for them.
+    pub timeout: StdDuration,
+}
+
+/// A connection to one Redis server or to a Redis Cluster, shared by every
+/// clone (and every task): see [`connect`].
+#[derive(Clone)]
+pub struct RedisConnection(Conn);
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Conn::Single(_) => "RedisConnection::Single",
+            Conn::Cluster(_) => "RedisConnection::Cluster",
+        })
+    }
+}
+
+impl From<ConnectionManager> for RedisConnection {
+    fn from(conn: ConnectionManager) -> Self {
+        Self(Conn::Single(conn))
+    }
+}
+
+impl From<ClusterConnection> for RedisConnection {
+    fn from(conn: ClusterConnection) -> Self {
+        Self(Conn::Cluster(conn))
+    }
+}
+
+impl RedisConnection {
+    /// The nodes whose keys make up the data set: `None` for the one server,
+    /// or the primaries of a cluster (from `CLUSTER SLOTS`).
+    async fn primaries(&self) -> Result<Vec<Option<(String, u16)>>, BackendError> {
+        let Conn::Cluster(conn) = &self.0 else {
+            return Ok(vec![None]);
+        };
+        let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn.clone())
+            .await
+            .map_err(backend_error)?;
+        let mut primaries = Vec::new();
+        for range in ranges {
+            // [start, end, [host, port, id, …] of the primary, replicas…]
+            let Some(Value::Array(primary)) = range.get(2) else {
+                return Err(BackendError::other(
+                    "CLUSTER SLOTS: a range without a primary",
+                ));
+            };
+            let (Some(host), Some(Value::Int(port))) = (primary.first(), primary.get(1)) else {
+                return Err(BackendError::other(
+                    "CLUSTER SLOTS: a primary without an address",
+                ));
+            };
+            let host: String = redis::FromRedisValue::from_redis_value(host.clone())
+                .map_err(|e| BackendError::other(e.to_string()))?;
+            let port = u16::try_from(*port)
+                .map_err(|_| BackendError::other("CLUSTER SLOTS: a port out of range"))?;
+            if !primaries.contains(&Some((host.clone(), port))) {
+                primaries.push(Some((host, port)));
+            }
+        }
+        Ok(primaries)
+    }
+
+    /// One `SCAN` step on `node` (see [`Self::primaries`]): the next cursor and
+    /// the record keys matching `pattern`.
+    async fn scan(
+        &self,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+        pattern: &str,
+    ) -> Result<(u64, Vec<String>), BackendError> {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg("hash");
+        match (&self.0, node) {
+            (Conn::Cluster(conn), Some((host, port))) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let value = conn
+                    .clone()
+                    .route_command(cmd, routing)
+                    .await
+                    .map_err(backend_error)?;
+                redis::FromRedisValue::from_redis_value(value)
+                    .map_err(|e| BackendError::other(e.to_string()))
+            }
+            _ => cmd
+                .query_async(&mut self.clone())
+                .await
+                .map_err(backend_error),
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match &mut self.0 {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match &mut self.0 {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The scheme of a Redis Cluster URL; `rediss+cluster` takes TLS.
+const CLUSTER_SCHEMES: [(&str, &str); 2] = [
+    ("redis+cluster://", "redis://"),
+    ("rediss+cluster://", "rediss://"),
+];
+
+/// Connects to Redis.
+///
+/// - `redis://[user:password@]host[:port][/db]` (or `rediss://` when the
+///   `redis` crate is built with TLS): one server, over one multiplexed
+///   connection that reconnects by itself when it breaks (every request of
+///   every task shares it, pipelined, which serves Redis better than a pool).
+/// - `redis+cluster://[user:password@]host:port[,host:port…][/]` (or
+///   `rediss+cluster://`): a Redis Cluster, found from any of the nodes named,
+///   with one multiplexed connection per node.
+///
+/// Errors never show the password.
+pub async fn connect(url: &str, options: RedisOptions) -> Result<RedisConnection, BackendError> {
+    if let Some((rest, scheme)) = CLUSTER_SCHEMES
+        .iter()
+        .find_map(|(cluster, node)| url.strip_prefix(cluster).map(|rest| (rest, *node)))
+    {
+        return connect_cluster(url, rest, scheme, options).await;
+    }
+    let client = redis::Client::open(url).map_err(|e| bad_url(url, &e))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(options.connection_timeout))
         .set_response_timeout(Some(options.response_timeout))
@@ -178,20 +398,106 @@ pub async fn connect(url: &str, options: RedisOptions) -> Result<ConnectionManag
         // manager goes on reconnecting in the background.
         .set_number_of_retries(1)
         .set_max_delay(StdDuration::from_millis(500));
-    ConnectionManager::new_with_config(client, config)
+    let conn = ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(|e| match backend_error(e) {
-            BackendError::Unavailable(why) => {
-                BackendError::Unavailable(format!("redis at {}: {why}", redacted_url(url)))
-            }
-            other => other,
+        .map_err(|e| unreachable_at(url, e))?;
+    Ok(conn.into())
+}
+
+/// `rest` is the URL after its scheme: `[userinfo@]host:port[,host:port…][/]`.
+async fn connect_cluster(
+    url: &str,
+    rest: &str,
+    node_scheme: &str,
+    options: RedisOptions,
+) -> Result<RedisConnection, BackendError> {
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, rest),
+    };
+    let hosts = match hosts.split_once('/') {
+        Some((hosts, "")) => hosts,
+        Some(_) => {
+            return Err(BackendError::Unavailable(format!(
+                "bad redis cluster URL {}: a cluster has only database 0, name no database",
+                redact_cluster(url)
+            )));
+        }
+        None => hosts,
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(|host| match userinfo {
+            Some(userinfo) => format!("{node_scheme}{userinfo}@{host}"),
+            None => format!("{node_scheme}{host}"),
         })
+        .collect();
+    let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+        .connection_timeout(options.connection_timeout)
+        .response_timeout(options.response_timeout)
+        // As for one server: fail fast, reconnect in the background.
+        .retries(1)
+        .max_retry_wait(500)
+        .build()
+        .map_err(|e| bad_url(&redact_cluster(url), &e))?;
+    let conn = client
+        .get_async_connection()
+        .await
+        .map_err(|e| unreachable_at(&redact_cluster(url), e))?;
+    Ok(conn.into())
+}
+
+/// A cluster URL without its password (the `url` crate does not parse a
+/// list of hosts).
+fn redact_cluster(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, hosts)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                let redacted = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_owned()
+                };
+                format!("{scheme}://{redacted}@{hosts}")
+            }
+            None => url.to_owned(),
+        },
+        None => "<unparsable url>".to_owned(),
+    }
+}
+
+fn bad_url(url: &str, e: &redis::RedisError) -> BackendError {
+    let shown = if url.contains("+cluster://") {
+        url.to_owned()
+    } else {
+        redacted_url(url)
+    };
+    BackendError::Unavailable(format!("bad redis URL {shown}: {:?}", e.kind()))
+}
+
+fn unreachable_at(url: &str, e: redis::RedisError) -> BackendError {
+    let shown = if url.contains("+cluster://") {
+        url.to_owned()
+    } else {
+        redacted_url(url)
+    };
+    match backend_error(e) {
+        BackendError::Unavailable(why) => {
+            BackendError::Unavailable(format!("redis at {shown}: {why}"))
+        }
+        other => other,
+    }
 }
 
 fn backend_error(e: redis::RedisError) -> BackendError {
     if e.is_timeout() {
         BackendError::Timeout
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_cluster_error()
+    {
         BackendError::Unavailable(e.to_string())
     } else {
         BackendError::other(e)
@@ -200,34 +506,40 @@ fn backend_error(e: redis::RedisError) -> BackendError {
 
 /// The scripts, hashed once.
 struct Scripts {
-    insert: Script,
+    insert_record: Script,
+    claim_user_code: Script,
+    release_user_code: Script,
     compare_and_set: Script,
-    by_user_code: Script,
-    purge: Script,
+    purge_record: Script,
 }
 
 /// A [`Store`] on Redis, shared by every instance that uses the same server
-/// and prefix. See the [module documentation](self) for keys, TTLs and costs.
+/// (or cluster) and prefix. See the [module documentation](self) for keys,
+/// TTLs, atomicity and costs.
 ///
 /// Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
+    durable: Option<DurableWrites>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field("conn", &self.conn)
+            .field("durable", &self.durable)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// Connects with default [`RedisOptions`]; keys start with `prefix`
-    /// (e.g. `"device-grant"`). Fails if the server cannot be reached now.
+    /// Connects with default [`RedisOptions`] to the server or cluster of
+    /// `url` (see [`connect`]); keys start with `prefix` (e.g.
+    /// `"device-grant"`). Fails if it cannot be reached now.
     pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, BackendError> {
         Self::connect_with(url, prefix, RedisOptions::default()).await
     }
@@ -241,17 +553,27 @@ impl RedisStore {
         Ok(Self::new(connect(url, options).await?, prefix))
     }
 
-    /// A store on a connection the host made (its own options, TLS…).
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    /// The same store, its decisive writes waiting for replicas: see
+    /// [`DurableWrites`].
+    pub fn with_durable_writes(mut self, durable: DurableWrites) -> Self {
+        self.durable = Some(durable);
+        self
+    }
+
+    /// A store on a connection the host made (its own options, TLS…): a
+    /// [`RedisConnection`], a [`ConnectionManager`] or a [`ClusterConnection`].
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
             scripts: std::sync::Arc::new(Scripts {
-                insert: Script::new(INSERT),
+                insert_record: Script::new(INSERT_RECORD),
+                claim_user_code: Script::new(CLAIM_USER_CODE),
+                release_user_code: Script::new(RELEASE_USER_CODE),
                 compare_and_set: Script::new(COMPARE_AND_SET),
-                by_user_code: Script::new(BY_USER_CODE),
-                purge: Script::new(PURGE),
+                purge_record: Script::new(PURGE_RECORD),
             }),
+            durable: None,
         }
     }
 
@@ -265,20 +587,108 @@ impl RedisStore {
         &self.prefix
     }
 
-    fn record_prefix(&self) -> String {
-        format!("{}:dc:", self.prefix)
+    fn record_key_hex(&self, device_hex: &str) -> String {
+        format!("{}:dc:{device_hex}", self.prefix)
     }
 
     fn record_key(&self, hash: &DeviceCodeHash) -> String {
-        format!("{}:dc:{}", self.prefix, hex(hash.as_bytes()))
+        self.record_key_hex(&hex(hash.as_bytes()))
     }
 
     fn user_code_key(&self, hash: &UserCodeHash) -> String {
         format!("{}:uc:{}", self.prefix, hex(hash.as_bytes()))
     }
 
-    fn purge_key(&self) -> String {
-        format!("{}:purge", self.prefix)
+    /// Waits for the replicas to acknowledge this connection's writes so far,
+    /// on the primary that holds `key`.
+    async fn wait_for_replicas(
+        &self,
+        key: &str,
+        durable: DurableWrites,
+    ) -> Result<(), BackendError> {
+        // PTTL only routes the pipeline to `key`'s primary on a cluster.
+        let (_, acked): (i64, i64) = redis::pipe()
+            .cmd("PTTL")
+            .arg(key)
+            .cmd("WAIT")
+            .arg(durable.replicas)
+            .arg(wait_millis(durable))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend_error)?;
+        replicas_acknowledged(acked, durable)
+    }
+
+    async fn record_by_hex(
+        &self,
+        device_hex: &str,
+    ) -> Result<Option<DeviceAuthorization>, BackendError> {
+        let json: Option<String> = self
+            .conn
+            .clone()
+            .hget(self.record_key_hex(device_hex), "r")
+            .await
+            .map_err(backend_error)?;
+        json.as_deref().map(decode).transpose()
+    }
+
+    /// Deletes a record this insert wrote and the entry it may have claimed,
+    /// best effort: what a failure leaves behind is harmless (see the module
+    /// documentation).
+    async fn undo_insert(&self, device_hex: &str, user_code_key: &str) {
+        let mut conn = self.conn.clone();
+        let _: Result<i64, _> = self
+            .scripts
+            .release_user_code
+            .key(user_code_key)
+            .arg(device_hex)
+            .invoke_async(&mut conn)
+            .await;
+        let _: Result<i64, _> = conn.del(self.record_key_hex(device_hex)).await;
+    }
+
+    /// Claims the user-code entry for a record already written: `Ok(true)`
+    /// when this record holds it, `Ok(false)` when a live record does.
+    async fn claim_user_code(
+        &self,
+        record: &DeviceAuthorization,
+        device_hex: &str,
+        user_code_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, BackendError> {
+        let value = format!("{device_hex}:{}", micros(record.request.expires_at));
+        let mut stale = String::new();
+        for _ in 0..CLAIM_ROUNDS {
+            let held: Option<String> = self
+                .scripts
+                .claim_user_code
+                .key(user_code_key)
+                .arg(&value)
+                .arg(millis_ceil(record.request.expires_at))
+                .arg(micros(now))
+                .arg(&stale)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(backend_error)?;
+            let Some(held) = held else {
+                return Ok(true);
+            };
+            let holder_hex = held.split(':').next().unwrap_or_default();
+            let holder = self.record_by_hex(holder_hex).await?;
+            // A holder that is gone, no longer pending or expired is a stale
+            // entry (its compare-and-set's cleanup has not run, or never will):
+            // take it over, unless it changed meanwhile.
+            let live = holder.is_some_and(|h| {
+                h.user_code_hash == record.user_code_hash
+                    && h.status.is_pending()
+                    && now < h.request.expires_at
+            });
+            if live {
+                return Ok(false);
+            }
+            stale = held;
+        }
+        Ok(false)
     }
 }
 
@@ -292,26 +702,31 @@ impl Store for RedisStore {
         let device = hex(record.device_code_hash.as_bytes());
         let stored: i64 = self
             .scripts
-            .insert
-            .key(self.user_code_key(&record.user_code_hash))
-            .key(self.record_key(&record.device_code_hash))
-            .key(self.purge_key())
+            .insert_record
+            .key(self.record_key_hex(&device))
             .arg(encode(record)?)
-            .arg(&device)
-            .arg(micros(record.request.expires_at))
-            .arg(millis_ceil(record.request.expires_at))
             .arg(millis_ceil(record.purge_at))
-            .arg(micros(now))
-            .arg(self.record_prefix())
             .arg(micros(record.purge_at))
-            .arg(PURGE_ON_INSERT)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend_error)?;
-        match stored {
-            1 => Ok(Inserted::Stored),
-            0 => Ok(Inserted::UserCodeTaken),
-            _ => Err(BackendError::other(DUPLICATE_DEVICE_CODE)),
+        if stored != 1 {
+            return Err(BackendError::other(DUPLICATE_DEVICE_CODE));
+        }
+        let user_code_key = self.user_code_key(&record.user_code_hash);
+        match self
+            .claim_user_code(record, &device, &user_code_key, now)
+            .await
+        {
+            Ok(true) => Ok(Inserted::Stored),
+            Ok(false) => {
+                self.undo_insert(&device, &user_code_key).await;
+                Ok(Inserted::UserCodeTaken)
+            }
+            Err(e) => {
+                self.undo_insert(&device, &user_code_key).await;
+                Err(e)
+            }
         }
     }
 
@@ -319,13 +734,20 @@ impl Store for RedisStore {
         &self,
         hash: &DeviceCodeHash,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
+        let key = self.record_key(hash);
         let json: Option<String> = self
             .conn
             .clone()
-            .hget(self.record_key(hash), "r")
+            .hget(&key, "r")
             .await
             .map_err(backend_error)?;
-        json.as_deref().map(decode).transpose()
+        let record = json.as_deref().map(decode).transpose()?;
+        if let (Some(durable), Some(found)) = (self.durable, &record) {
+            if !found.status.is_pending() {
+                self.wait_for_replicas(&key, durable).await?;
+            }
+        }
+        Ok(record)
     }
 
     async fn by_user_code(
@@ -333,19 +755,22 @@ impl Store for RedisStore {
         hash: &UserCodeHash,
         now: OffsetDateTime,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        let json: Option<String> = self
-            .scripts
-            .by_user_code
-            .key(self.user_code_key(hash))
-            .arg(micros(now))
-            .arg(self.record_prefix())
-            .invoke_async(&mut self.conn.clone())
+        let held: Option<String> = self
+            .conn
+            .clone()
+            .get(self.user_code_key(hash))
             .await
             .map_err(backend_error)?;
-        let Some(record) = json.as_deref().map(decode).transpose()? else {
+        let Some((device_hex, expires)) = held.as_deref().and_then(|h| h.split_once(':')) else {
             return Ok(None);
         };
-        // The script trusts the index entry; the record itself has the last word.
+        if expires.parse::<i64>().map_or(true, |e| e <= micros(now)) {
+            return Ok(None);
+        }
+        let Some(record) = self.record_by_hex(device_hex).await? else {
+            return Ok(None);
+        };
+        // The entry only points: the record has the last word.
         Ok((record.user_code_hash == *hash && record.is_live(now)).then_some(record))
     }
 
@@ -357,50 +782,100 @@ impl Store for RedisStore {
         if Some(next.version) != expected_version.checked_add(1) {
             return Ok(false);
         }
-        let done: i64 = self
-            .scripts
-            .compare_and_set
-            .key(self.record_key(&next.device_code_hash))
-            .key(self.user_code_key(&next.user_code_hash))
-            .arg(expected_version)
-            .arg(next.version)
-            .arg(encode(next)?)
-            .arg(if next.status.is_pending() { "0" } else { "1" })
-            .arg(hex(next.device_code_hash.as_bytes()))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(backend_error)?;
-        Ok(done == 1)
+        let key = self.record_key(&next.device_code_hash);
+        let json = encode(next)?;
+        let durable = self.durable.filter(|_| !next.status.is_pending());
+        let (done, acked): (i64, Option<i64>) = match durable {
+            None => {
+                let done = self
+                    .scripts
+                    .compare_and_set
+                    .key(&key)
+                    .arg(expected_version)
+                    .arg(next.version)
+                    .arg(&json)
+                    .invoke_async(&mut self.conn.clone())
+                    .await
+                    .map_err(backend_error)?;
+                (done, None)
+            }
+            Some(durable) => {
+                // One pipeline: WAIT must follow the write on the connection
+                // that made it (a reconnection between would wait for nothing).
+                let (done, acked): (i64, i64) = redis::pipe()
+                    .cmd("EVAL")
+                    .arg(COMPARE_AND_SET)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(expected_version)
+                    .arg(next.version)
+                    .arg(&json)
+                    .cmd("WAIT")
+                    .arg(durable.replicas)
+                    .arg(wait_millis(durable))
+                    .query_async(&mut self.conn.clone())
+                    .await
+                    .map_err(backend_error)?;
+                (done, Some(acked))
+            }
+        };
+        if done != 1 {
+            return Ok(false);
+        }
+        if !next.status.is_pending() {
+            // The write has happened: a failure here must not turn it into an
+            // error. A stale entry is ignored by readers and taken over by
+            // inserts.
+            let _: Result<i64, _> = self
+                .scripts
+                .release_user_code
+                .key(self.user_code_key(&next.user_code_hash))
+                .arg(hex(next.device_code_hash.as_bytes()))
+                .invoke_async(&mut self.conn.clone())
+                .await;
+        }
+        match (durable, acked) {
+            (Some(durable), Some(acked)) => replicas_acknowledged(acked, durable).map(|()| true),
+            _ => Ok(true),
+        }
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
+        let pattern = format!("{}:dc:*", escape_glob(&self.prefix));
         let mut deleted = 0u64;
-        loop {
-            // Batches, so that a large purge never blocks Redis for long.
-            let (n, seen): (u64, u32) = self
-                .scripts
-                .purge
-                .key(self.purge_key())
-                .arg(micros(now))
-                .arg(self.record_prefix())
-                .arg(PURGE_BATCH)
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(backend_error)?;
-            deleted += n;
-            if seen < PURGE_BATCH {
-                return Ok(deleted);
+        for node in self.conn.primaries().await? {
+            let mut cursor = 0u64;
+            loop {
+                // Steps of SCAN, so that a large purge never blocks Redis for long.
+                let (next, keys) = self.conn.scan(node.as_ref(), cursor, &pattern).await?;
+                for key in keys {
+                    let n: u64 = self
+                        .scripts
+                        .purge_record
+                        .key(&key)
+                        .arg(micros(now))
+                        .invoke_async(&mut self.conn.clone())
+                        .await
+                        .map_err(backend_error)?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
         }
+        Ok(deleted)
     }
 }
 
 /// An [`AttemptLimiter`] on Redis: one counter per key and window, checked and
-/// spent by one script, so concurrent guesses on any number of instances
-/// cannot overspend. Counters expire a window after their window ends.
+/// spent by one script on that one key, so concurrent guesses on any number
+/// of instances cannot overspend, on one server or a cluster. Counters expire
+/// a window after their window ends.
 #[derive(Clone)]
 pub struct RedisLimiter {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     acquire: std::sync::Arc<(Script, Script)>,
 }
@@ -409,28 +884,35 @@ impl std::fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisLimiter")
             .field("prefix", &self.prefix)
+            .field("conn", &self.conn)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisLimiter {
-    /// Connects with default [`RedisOptions`]; keys start with `prefix`.
+    /// Connects with default [`RedisOptions`] to the server or cluster of
+    /// `url` (see [`connect`]); keys start with `prefix`.
     pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, BackendError> {
-        Ok(Self::new(
-            connect(url, RedisOptions::default()).await?,
-            prefix,
-        ))
+        Self::connect_with(url, prefix, RedisOptions::default()).await
+    }
+
+    /// Connects with `options`; keys start with `prefix`.
+    pub async fn connect_with(
+        url: &str,
+        prefix: impl Into<String>,
+        options: RedisOptions,
+    ) -> Result<Self, BackendError> {
+        Ok(Self::new(connect(url, options).await?, prefix))
     }
 
     /// A limiter on a connection the host made.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
             acquire: std::sync::Arc::new((Script::new(ACQUIRE), Script::new(REFUND))),
         }
     }
-
     fn counter_key(&self, key: &LimiterKey, budget: &Budget, now: OffsetDateTime) -> String {
         format!(
             "{}:attempts:{}:{}",
@@ -487,6 +969,36 @@ impl AttemptLimiter for RedisLimiter {
     }
 }
 
+/// `text` with `SCAN MATCH`'s special characters escaped.
+fn escape_glob(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+/// `WAIT`'s timeout in milliseconds; 0 would wait forever.
+fn wait_millis(durable: DurableWrites) -> u64 {
+    u64::try_from(durable.timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+fn replicas_acknowledged(acked: i64, durable: DurableWrites) -> Result<(), BackendError> {
+    if acked >= i64::from(durable.replicas) {
+        Ok(())
+    } else {
+        Err(BackendError::Unavailable(format!(
+            "a write reached {acked} of the {} replicas required within {} ms",
+            durable.replicas,
+            wait_millis(durable)
+        )))
+    }
+}
+
 /// What an insert of a device-code hash that is already stored fails with.
 const DUPLICATE_DEVICE_CODE: &str = "a record with this device-code hash is already stored";
 
@@ -521,5 +1033,35 @@ mod time_tests {
         assert_eq!(millis_ceil(t), 1501);
         let exact = OffsetDateTime::from_unix_timestamp(2).unwrap();
         assert_eq!(millis_ceil(exact), 2000);
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_lose_their_passwords() {
+        assert_eq!(
+            redact_cluster("redis+cluster://app:hunter2@a:7001,b:7002/"),
+            "redis+cluster://app:***@a:7001,b:7002/"
+        );
+        assert_eq!(
+            redact_cluster("redis+cluster://a:7001,b:7002"),
+            "redis+cluster://a:7001,b:7002"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_url_naming_a_database_is_refused_without_its_password() {
+        let refused = connect(
+            "redis+cluster://app:hunter2@127.0.0.1:1/3",
+            RedisOptions::default(),
+        )
+        .await
+        .expect_err("a cluster has database 0 only");
+        let shown = refused.to_string();
+        assert!(shown.contains("database 0"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -1,6 +1,8 @@
 //! The Redis store and limiter pass the storage conformance suite against a
-//! real server (`DEVICE_GRANT_REDIS_URL`, started by `scripts/setup/10-services.sh`),
-//! on one connection and on two connections sharing one prefix (two instances).
+//! real server (`DEVICE_GRANT_REDIS_URL`) and a Redis Cluster of three
+//! primaries and three replicas (`DEVICE_GRANT_REDIS_CLUSTER_URL`), both
+//! started by `scripts/setup/10-services.sh`, on one connection and on two
+//! connections sharing one prefix (two instances).
 
 use std::sync::Arc;
 
@@ -15,9 +17,8 @@ async fn store(url: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("cannot reach redis for the conformance suite: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_store_conforms() {
-    let Some(url) = service_url("DEVICE_GRANT_REDIS_URL") else {
+async fn store_conforms(var: &str) {
+    let Some(url) = service_url(var) else {
         return;
     };
     device_grant::store::conformance::run(|| async {
@@ -26,9 +27,8 @@ async fn redis_store_conforms() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_store_conforms_across_connections() {
-    let Some(url) = service_url("DEVICE_GRANT_REDIS_URL") else {
+async fn store_conforms_across_connections(var: &str) {
+    let Some(url) = service_url(var) else {
         return;
     };
     device_grant::store::conformance::run_shared(|| async {
@@ -45,9 +45,8 @@ async fn redis_store_conforms_across_connections() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_limiter_conforms() {
-    let Some(url) = service_url("DEVICE_GRANT_REDIS_URL") else {
+async fn limiter_conforms(var: &str) {
+    let Some(url) = service_url(var) else {
         return;
     };
     device_grant::store::conformance::run_limiter(|| async {
@@ -60,9 +59,8 @@ async fn redis_limiter_conforms() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_limiter_conforms_across_connections() {
-    let Some(url) = service_url("DEVICE_GRANT_REDIS_URL") else {
+async fn limiter_conforms_across_connections(var: &str) {
+    let Some(url) = service_url(var) else {
         return;
     };
     device_grant::store::conformance::run_limiter_shared(|| async {
@@ -77,6 +75,103 @@ async fn redis_limiter_conforms_across_connections() {
         (connect().await, connect().await)
     })
     .await;
+}
+
+const SERVER: &str = "DEVICE_GRANT_REDIS_URL";
+const CLUSTER: &str = "DEVICE_GRANT_REDIS_CLUSTER_URL";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_conforms() {
+    store_conforms(SERVER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_conforms_across_connections() {
+    store_conforms_across_connections(SERVER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_limiter_conforms() {
+    limiter_conforms(SERVER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_limiter_conforms_across_connections() {
+    limiter_conforms_across_connections(SERVER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_store_conforms() {
+    store_conforms(CLUSTER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_store_conforms_across_connections() {
+    store_conforms_across_connections(CLUSTER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_limiter_conforms() {
+    limiter_conforms(CLUSTER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_limiter_conforms_across_connections() {
+    limiter_conforms_across_connections(CLUSTER).await;
+}
+
+/// On a cluster, a store's records spread over its primaries: the keys of
+/// the test below are not all in one slot, and the suite above ran across
+/// nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_records_spread_over_primaries() {
+    use device_grant::store::conformance::{base_time, pending_record};
+    let Some(url) = service_url(CLUSTER) else {
+        return;
+    };
+    let store = store(&url).await;
+    let base = base_time();
+    for _ in 0..64 {
+        let record = pending_record(base);
+        assert_eq!(
+            store.insert(&record, base).await.expect("insert"),
+            device_grant::store::Inserted::Stored
+        );
+    }
+    let mut conn = device_grant_redis::connect(&url, Default::default())
+        .await
+        .expect("cannot reach redis");
+    let mut primaries_with_keys = 0;
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await
+        .expect("CLUSTER NODES");
+    for line in nodes.lines().filter(|l| l.contains("master")) {
+        let addr = line
+            .split(' ')
+            .nth(1)
+            .and_then(|a| a.split('@').next())
+            .unwrap();
+        let mut node = redis::Client::open(format!("redis://{addr}/"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("cannot reach a primary");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", store.prefix()))
+            .query_async(&mut node)
+            .await
+            .expect("KEYS");
+        if !keys.is_empty() {
+            primaries_with_keys += 1;
+        }
+    }
+    assert!(
+        primaries_with_keys >= 2,
+        "64 records must spread over more than one primary of the cluster, found keys on \
+         {primaries_with_keys}"
+    );
 }
 
 /// The server's URL from `var`, or `None` when the developer asked to skip

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: server [--addr 127.0.0.1:8080] [--issuer URL] \
                      [--expires-in SECS] [--interval SECS] \
-                     [--store memory|redis://HOST[:PORT][/DB]|postgres://USER@HOST[:PORT]/DB] \
+                     [--store memory|redis://HOST[:PORT][/DB]|redis+cluster://HOST:PORT[,HOST:PORT…]\
+                     |postgres://USER@HOST[:PORT]/DB] \
                      [--rate-limits on|off] [--client-address peer|x-forwarded-for] \
                      [--log-format text|json] [--audit-log PATH|-] \
                      [--policy enforce|report-only]\n\
@@ -220,6 +221,7 @@ fn user_code_key() -> Result<Option<device_grant::UserCodeKey>, String> {
 fn store_kind(spec: &str) -> &str {
     match spec.split_once("://") {
         Some(("redis" | "rediss", _)) => "Redis (shared)",
+        Some(("redis+cluster" | "rediss+cluster", _)) => "Redis Cluster (shared)",
         Some(("postgres" | "postgresql", _)) => "PostgreSQL (shared)",
         _ => "memory (this instance only)",
     }

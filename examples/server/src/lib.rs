@@ -209,8 +209,8 @@ pub enum SetupError {
     Interval,
     /// The store specification names no store this server knows.
     #[error(
-        "unknown store `{0}`: expected `memory`, `redis://HOST[:PORT][/DB]` or \
-         `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`"
+        "unknown store `{0}`: expected `memory`, `redis://HOST[:PORT][/DB]`, \
+         `redis+cluster://HOST:PORT[,HOST:PORT…]` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`"
     )]
     UnknownStore(String),
     /// The shared store could not be reached or set up. (The adapters' errors
@@ -238,7 +238,8 @@ impl std::fmt::Debug for Storage {
 }
 
 /// Opens the store named by `spec`: `memory` (this process only), or a shared
-/// one, `redis://…` (device-grant-redis, keys under the prefix `device-grant`)
+/// one, `redis://…` or `redis+cluster://…` (device-grant-redis, one server
+/// or a Redis Cluster, keys under the prefix `device-grant`)
 /// or `postgres://…` (device-grant-postgres, schema `public`, migrated), with
 /// its limiter, so that user-code guesses and device authorizations are
 /// counted across instances.
@@ -252,7 +253,7 @@ pub async fn open_store(spec: &str) -> Result<Storage, SetupError> {
                 shared: false,
             });
         }
-        Some("redis" | "rediss") => {
+        Some("redis" | "rediss" | "redis+cluster" | "rediss+cluster") => {
             let store = device_grant_redis::RedisStore::connect(spec, "device-grant").await?;
             let limiter = store.limiter();
             (Arc::new(store), Arc::new(limiter))

@@ -1,13 +1,14 @@
-//! Two instances of the example server on one shared store, for Redis and for
-//! PostgreSQL (issue "Many instances, one truth"): the device polls instance A
-//! while the person enters the code, signs in and consents on instance B; wrong
-//! codes are counted across both; and racing redemptions of one approved code,
-//! split over both instances, mint exactly one token.
+//! Two instances of the example server on one shared store, for Redis (one
+//! server and a cluster) and for PostgreSQL (issue "Many instances, one
+//! truth"): the device polls instance A while the person enters the code,
+//! signs in and consents on instance B; wrong codes are counted across both;
+//! and racing redemptions of one approved code, split over both instances,
+//! mint exactly one token.
 //!
 //! Each test has a store of its own (a Redis key prefix, a PostgreSQL schema),
 //! and needs the servers `scripts/test` starts (`DEVICE_GRANT_REDIS_URL`,
-//! `DEVICE_GRANT_POSTGRES_URL`); it fails when they are missing, unless
-//! `DEVICE_GRANT_SKIP_SERVICES=1`.
+//! `DEVICE_GRANT_REDIS_CLUSTER_URL`, `DEVICE_GRANT_POSTGRES_URL`); it fails
+//! when they are missing, unless `DEVICE_GRANT_SKIP_SERVICES=1`.
 
 mod services;
 mod support;
@@ -328,8 +329,17 @@ async fn the_whole_story(connect: impl AsyncFn() -> Connection) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_one_redis() {
+    two_instances_on_redis("DEVICE_GRANT_REDIS_URL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_redis_cluster() {
+    two_instances_on_redis("DEVICE_GRANT_REDIS_CLUSTER_URL").await;
+}
+
+async fn two_instances_on_redis(var: &str) {
     use device_grant_redis::RedisStore;
-    let Some(url) = services::service_url("DEVICE_GRANT_REDIS_URL") else {
+    let Some(url) = services::service_url(var) else {
         return;
     };
     let prefix = services::unique("dgmulti");
@@ -369,12 +379,17 @@ async fn two_instances_on_one_postgres() {
     .await;
 }
 
-/// `--store redis://…` and `--store postgres://…` open the shared stores
+/// `--store redis://…`, `--store redis+cluster://…` and `--store postgres://…`
+/// open the shared stores
 /// through `device_grant::adapters::connect`, limiter included.
 #[tokio::test]
 async fn the_server_opens_shared_stores_by_url() {
     let nowhere = device_grant::store::DeviceCodeHash::from_bytes([7; 32]);
-    for var in ["DEVICE_GRANT_REDIS_URL", "DEVICE_GRANT_POSTGRES_URL"] {
+    for var in [
+        "DEVICE_GRANT_REDIS_URL",
+        "DEVICE_GRANT_REDIS_CLUSTER_URL",
+        "DEVICE_GRANT_POSTGRES_URL",
+    ] {
         let Some(url) = services::service_url(var) else {
             return;
         };
@@ -389,6 +404,12 @@ async fn the_server_opens_shared_stores_by_url() {
         let err = support::app::open_store("redis://user:hunter2@127.0.0.1:1/")
             .await
             .expect_err("nothing listens on port 1")
+            .to_string();
+        assert!(err.contains("cannot open the store"), "{err}");
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
+        let err = support::app::open_store("redis+cluster://user:hunter2@127.0.0.1:1,127.0.0.1:2")
+            .await
+            .expect_err("nothing listens on ports 1 and 2")
             .to_string();
         assert!(err.contains("cannot open the store"), "{err}");
         assert!(!err.contains("hunter2"), "the password leaked: {err}");
