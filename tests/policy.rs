@@ -71,18 +71,14 @@ impl TokenIssuer for Minted {
     }
 }
 
+/// One question to the policy: the step, the client, the scopes, the
+/// proximity and the approver, as text.
+type Asked = (PolicyStep, String, String, Option<Proximity>, Option<String>);
+
 /// What the policy was asked, step by step, and a fixed answer per step.
 #[derive(Default)]
 struct Scripted {
-    asked: Mutex<
-        Vec<(
-            PolicyStep,
-            String,
-            String,
-            Option<Proximity>,
-            Option<String>,
-        )>,
-    >,
+    asked: Mutex<Vec<Asked>>,
     answers: HashMap<&'static str, ConsentDecision>,
 }
 
