@@ -73,7 +73,13 @@ impl TokenIssuer for Minted {
 
 /// One question to the policy: the step, the client, the scopes, the
 /// proximity and the approver, as text.
-type Asked = (PolicyStep, String, String, Option<Proximity>, Option<String>);
+type Asked = (
+    PolicyStep,
+    String,
+    String,
+    Option<Proximity>,
+    Option<String>,
+);
 
 /// What the policy was asked, step by step, and a fixed answer per step.
 #[derive(Default)]
