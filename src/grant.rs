@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) consent: Arc<dyn ConsentPolicy>,
+    #[cfg(feature = "dpop")]
+    pub(crate) dpop: Option<crate::endpoint::dpop::DpopConfig>,
 }
 
 impl std::fmt::Debug for DeviceGrant {
@@ -62,6 +64,8 @@ impl DeviceGrant {
             clock: None,
             events: None,
             consent: None,
+            #[cfg(feature = "dpop")]
+            dpop: None,
         }
     }
 
@@ -111,6 +115,8 @@ pub struct DeviceGrantBuilder {
     clock: Option<Arc<dyn Clock>>,
     events: Option<Arc<dyn EventSink>>,
     consent: Option<Arc<dyn ConsentPolicy>>,
+    #[cfg(feature = "dpop")]
+    dpop: Option<crate::endpoint::dpop::DpopConfig>,
 }
 
 impl std::fmt::Debug for DeviceGrantBuilder {
@@ -152,6 +158,14 @@ impl DeviceGrantBuilder {
         self
     }
 
+    /// DPoP (RFC 9449) at the token endpoint (feature `dpop`). Default: none,
+    /// and a `DPoP` header is ignored.
+    #[cfg(feature = "dpop")]
+    pub fn dpop(mut self, dpop: crate::endpoint::dpop::DpopConfig) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// The grant.
     pub fn build(self) -> DeviceGrant {
         DeviceGrant {
@@ -166,6 +180,8 @@ impl DeviceGrantBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 events: self.events.unwrap_or_else(|| Arc::new(NoEvents)),
                 consent: self.consent.unwrap_or_else(|| Arc::new(AllowAll)),
+                #[cfg(feature = "dpop")]
+                dpop: self.dpop,
             }),
         }
     }

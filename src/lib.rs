@@ -120,6 +120,8 @@ pub struct FrameworksDoctests;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use endpoint::device_authorization::DeviceAuthorizationResponse;
+#[cfg(feature = "dpop")]
+pub use endpoint::dpop::{DpopConfig, DpopConfigError};
 pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
 pub use endpoint::verification::{
     Approve, Assessment, CodeEntry, PendingRequest, VerificationError, VerificationTicket,
@@ -133,6 +135,8 @@ pub use host::consent::{
 };
 #[cfg(feature = "tracing")]
 pub use host::events::TracingEvents;
+#[cfg(feature = "dpop")]
+pub use host::dpop_replay::{MemoryProofReplay, ProofReplay};
 pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
 pub use host::issuer::{
     ApprovalData, ApprovalDataError, ApprovedGrant, Token, TokenIssuer, TokenResponse,
@@ -145,6 +149,9 @@ pub use protocol::authorization::{
 };
 pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret, RegistrationError};
 pub use protocol::device_code::DeviceCode;
+pub use protocol::dpop::{DPOP_TOKEN_TYPE, DpopError, JwkThumbprint};
+#[cfg(feature = "dpop")]
+pub use protocol::dpop::{DpopAlgorithm, DpopVerifier, ProofId, VerifiedProof};
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, Realm, RealmError, RequestError};
 pub use protocol::form::{Form, Limits};
 pub use protocol::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifierError};

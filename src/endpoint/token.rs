@@ -10,6 +10,7 @@ use crate::host::issuer::{ApprovedGrant, TokenResponse};
 use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome};
 use crate::protocol::client::Client;
 use crate::protocol::device_code;
+use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::error::OAuthError;
 use crate::protocol::pkce;
 use crate::protocol::response::HttpResponse;
@@ -57,6 +58,12 @@ impl DeviceGrant {
             return Err(OAuthError::InvalidGrant);
         }
         let verifier = form.get("code_verifier")?;
+        // The proof before the record: a bad one changes nothing and learns
+        // nothing of the request's state.
+        #[cfg(feature = "dpop")]
+        let dpop_jkt = self.dpop_proof(&request).await?;
+        #[cfg(not(feature = "dpop"))]
+        let dpop_jkt = None;
         let hash = device_code::hash(device_code);
         let store = &self.inner.store;
         for _ in 0..CAS_ROUNDS {
@@ -100,7 +107,7 @@ impl DeviceGrant {
                         // tokens: if it was, the lease ends and frees it.
                         Commit::Unknown(e) => return Err(e.into()),
                     }
-                    self.redeem(client, taken, approval).await
+                    self.redeem(client, taken, approval, dpop_jkt).await
                 }
                 outcome => {
                     if let Some(next) = &poll.next {
@@ -141,12 +148,14 @@ impl DeviceGrant {
         client: Arc<Client>,
         taken: DeviceAuthorization,
         approval: Arc<Approval>,
+        dpop_jkt: Option<JwkThumbprint>,
     ) -> Result<TokenResponse, OAuthError> {
         let grant = ApprovedGrant {
             id: taken.id,
             client,
             request: taken.request.clone(),
             approval,
+            dpop_jkt,
         };
         let mut response = match self.inner.issuer.issue(&grant).await {
             Ok(response) => response,
