@@ -449,7 +449,8 @@ async fn none_and_hmac_are_refused() {
     };
     let proof = hmac.sign(&hmac.header(), &claims(&s));
     refused_then_redeemed(&s, &key, proof, DpopError::Algorithm).await;
-    let mut header = hmac.header();
+    // A symmetric jwk is refused whatever the alg claims.
+    let mut header = key.header();
     header["jwk"] = json!({ "kty": "oct", "k": b64(b"secret") });
     let proof = hmac.sign(&header, &claims(&s));
     refused_then_redeemed(&s, &key, proof, DpopError::PrivateKey).await;

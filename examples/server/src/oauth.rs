@@ -163,21 +163,21 @@ pub(crate) async fn me(state: State, headers: HeaderMap) -> Response {
     });
     let Some((dpop, token)) = presented else {
         // RFC 6750 §3.1: no credentials, no error code, just the challenge.
-        return unauthorized(Challenge::None, "invalid_token");
+        return unauthorized(&state, Challenge::None, "invalid_token");
     };
     let Some(grant) = state.tokens.introspect(token) else {
-        return unauthorized(Challenge::for_scheme(dpop), "invalid_token");
+        return unauthorized(&state, Challenge::for_scheme(dpop), "invalid_token");
     };
     match (dpop, grant.jkt) {
         (false, None) => {}
         // RFC 9449 §7.2: a bound token is never accepted as a bearer token.
         (false, Some(_)) | (true, None) => {
-            return unauthorized(Challenge::for_scheme(dpop), "invalid_token");
+            return unauthorized(&state, Challenge::for_scheme(dpop), "invalid_token");
         }
         (true, Some(bound)) => {
             if let Err(error) = check_proof(&state, &headers, token, bound).await {
                 tracing::info!(event = "dpop_proof_refused", reason = %error);
-                return unauthorized(Challenge::Dpop, "invalid_dpop_proof");
+                return unauthorized(&state, Challenge::Dpop, "invalid_dpop_proof");
             }
         }
     }
@@ -253,8 +253,15 @@ impl Challenge {
     }
 }
 
-fn unauthorized(challenge: Challenge, error: &'static str) -> Response {
-    let algs = r#"algs="ES256 EdDSA RS256 PS256""#;
+fn unauthorized(state: &super::App, challenge: Challenge, error: &'static str) -> Response {
+    // RFC 9449 §7.1: the algorithms this resource accepts.
+    let algs: Vec<&str> = state
+        .dpop
+        .supported_algorithms()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    let algs = format!(r#"algs="{}""#, algs.join(" "));
     let value = match challenge {
         Challenge::None => format!(r#"Bearer realm="api", DPoP realm="api", {algs}"#),
         Challenge::Bearer => format!(r#"Bearer realm="api", error="{error}""#),
