@@ -133,10 +133,10 @@ pub use host::clock::{Clock, ManualClock, SystemClock};
 pub use host::consent::{
     AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy, StepUpProof,
 };
-#[cfg(feature = "tracing")]
-pub use host::events::TracingEvents;
 #[cfg(feature = "dpop")]
 pub use host::dpop_replay::{MemoryProofReplay, ProofReplay};
+#[cfg(feature = "tracing")]
+pub use host::events::TracingEvents;
 pub use host::events::{Event, EventSink, NoEvents, RecordedEvents};
 pub use host::issuer::{
     ApprovalData, ApprovalDataError, ApprovedGrant, Token, TokenIssuer, TokenResponse,

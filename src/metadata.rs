@@ -53,10 +53,7 @@ impl Metadata {
     /// verifies: [`DpopConfig::supported_algorithms`](crate::DpopConfig::supported_algorithms).
     #[cfg(feature = "dpop")]
     pub fn dpop(mut self, algorithms: &[crate::protocol::dpop::DpopAlgorithm]) -> Self {
-        self.dpop_signing_alg_values_supported = algorithms
-            .iter()
-            .map(|a| a.as_str())
-            .collect();
+        self.dpop_signing_alg_values_supported = algorithms.iter().map(|a| a.as_str()).collect();
         self
     }
 

@@ -142,11 +142,7 @@ impl Key {
     /// A proof with this header and these claims, signed with this key
     /// under `alg` (which the header may claim otherwise).
     fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string()),
-            b64(claims.to_string())
-        );
+        let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
         let alg = Algorithm::from_str(self.alg).unwrap();
         let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, alg).unwrap();
         format!("{input}.{signature}")
@@ -238,10 +234,7 @@ async fn a_valid_proof_binds_the_tokens_to_its_key() {
     s.clock.advance(time::Duration::seconds(5));
     let tokens = poll(&s, &codes, Some(&key.proof(&s))).await.unwrap();
     assert_eq!(tokens.token_type, "DPoP");
-    assert_eq!(
-        *s.issuer.seen.lock().unwrap(),
-        vec![Some(key.thumbprint())]
-    );
+    assert_eq!(*s.issuer.seen.lock().unwrap(), vec![Some(key.thumbprint())]);
     let http = Ok::<_, OAuthError>(tokens).to_http();
     let body: Value = serde_json::from_str(&http.body).unwrap();
     assert_eq!(body["token_type"], "DPoP");
@@ -253,10 +246,7 @@ async fn ed25519_proofs_are_accepted() {
     let key = Key::ed25519();
     let codes = approved(&s).await;
     poll(&s, &codes, Some(&key.proof(&s))).await.unwrap();
-    assert_eq!(
-        *s.issuer.seen.lock().unwrap(),
-        vec![Some(key.thumbprint())]
-    );
+    assert_eq!(*s.issuer.seen.lock().unwrap(), vec![Some(key.thumbprint())]);
 }
 
 #[tokio::test]
@@ -476,7 +466,13 @@ async fn the_header_must_be_a_public_key_of_the_right_type() {
     // A private key member.
     let mut header = key.header();
     header["jwk"]["d"] = b64([7u8; 32]).into();
-    refused_then_redeemed(&s, &key, key.sign(&header, &claims(&s)), DpopError::PrivateKey).await;
+    refused_then_redeemed(
+        &s,
+        &key,
+        key.sign(&header, &claims(&s)),
+        DpopError::PrivateKey,
+    )
+    .await;
     // No jwk.
     let mut header = key.header();
     header.as_object_mut().unwrap().remove("jwk");
@@ -497,7 +493,13 @@ async fn the_header_must_be_a_public_key_of_the_right_type() {
     // A critical extension.
     let mut header = key.header();
     header["crit"] = json!(["exp"]);
-    refused_then_redeemed(&s, &key, key.sign(&header, &claims(&s)), DpopError::Malformed).await;
+    refused_then_redeemed(
+        &s,
+        &key,
+        key.sign(&header, &claims(&s)),
+        DpopError::Malformed,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -537,7 +539,9 @@ async fn a_resource_server_checks_ath() {
     );
     c["ath"] = b64(Sha256::digest(token.as_bytes())).into();
     let right = key.sign(&key.header(), &c);
-    let proof = verifier.verify(&right, "GET", url, Some(token), now).unwrap();
+    let proof = verifier
+        .verify(&right, "GET", url, Some(token), now)
+        .unwrap();
     assert_eq!(proof.jkt, key.thumbprint());
     assert_eq!(proof.valid_until, now + time::Duration::seconds(60));
 }
@@ -568,7 +572,12 @@ async fn the_replay_store_is_bounded() {
     ));
     // Once they are past, their room is reused.
     let later = until + time::Duration::seconds(1);
-    assert!(store.first_use(&ids[2].id, later + time::Duration::seconds(60), later).await.unwrap());
+    assert!(
+        store
+            .first_use(&ids[2].id, later + time::Duration::seconds(60), later)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.len(), 1);
 }
 
@@ -608,10 +617,16 @@ fn the_token_endpoint_url_is_validated() {
 fn thumbprints_and_debug_output() {
     let key = Key::p256();
     let jkt = key.thumbprint();
-    assert_eq!(JwkThumbprint::from_base64url(&jkt.to_base64url()), Some(jkt));
+    assert_eq!(
+        JwkThumbprint::from_base64url(&jkt.to_base64url()),
+        Some(jkt)
+    );
     assert!(JwkThumbprint::from_base64url("short").is_none());
     let debug = format!("{jkt:?}");
-    assert!(debug.starts_with("JwkThumbprint(") && debug.len() < 30, "{debug}");
+    assert!(
+        debug.starts_with("JwkThumbprint(") && debug.len() < 30,
+        "{debug}"
+    );
     let request = EndpointRequest::form(b"x").with_dpop("secret-proof");
     let debug = format!("{request:?}");
     assert!(debug.contains("has_dpop: true") && !debug.contains("secret-proof"));

@@ -47,6 +47,12 @@ impl DeviceGrant {
     /// ([`OAuthError::CodeVerifier`]) and is checked before the request's
     /// state: it changes nothing, so the device holding the verifier can
     /// still redeem the code. It raises [`Event::VerifierRefused`].
+    ///
+    /// With a [`DpopConfig`](crate::DpopConfig) (feature `dpop`), a `DPoP`
+    /// header ([`EndpointRequest::dpop`]) is checked next, before the
+    /// request's state too: a refused proof is `invalid_dpop_proof`
+    /// ([`OAuthError::DpopProof`]) and changes nothing. The key of a valid
+    /// proof reaches the issuer as [`ApprovedGrant::dpop_jkt`].
     pub async fn token(&self, request: EndpointRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let form = request.parse(self)?;
         if form.require("grant_type")? != DEVICE_CODE_GRANT_TYPE {

@@ -408,7 +408,11 @@ mod verify {
             if claims.htm.as_deref() != Some(method) {
                 return Err(DpopError::Method);
             }
-            if !claims.htu.as_deref().is_some_and(|htu| same_target(htu, url)) {
+            if !claims
+                .htu
+                .as_deref()
+                .is_some_and(|htu| same_target(htu, url))
+            {
                 return Err(DpopError::Url);
             }
             let iat = claims

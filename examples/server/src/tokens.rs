@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use device_grant::{
-    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, DPOP_TOKEN_TYPE,
-    JwkThumbprint, ScopeSet, TokenIssuer, TokenResponse,
+    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, DPOP_TOKEN_TYPE, JwkThumbprint,
+    ScopeSet, TokenIssuer, TokenResponse,
 };
 use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};

@@ -67,8 +67,7 @@ impl Key {
         }
         let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
         let signature =
-            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, Algorithm::ES256)
-                .unwrap();
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, Algorithm::ES256).unwrap();
         format!("{input}.{signature}")
     }
 }
@@ -105,7 +104,10 @@ async fn dpop_tokens(server: &Server, key: &Key, scope: &str) -> Value {
         Some(key.proof("POST", &server.url("/elsewhere"), None)),
     )
     .await;
-    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_dpop_proof")));
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
     let (status, tokens) = post_token(
         server,
         &form,
@@ -116,7 +118,12 @@ async fn dpop_tokens(server: &Server, key: &Key, scope: &str) -> Value {
     tokens
 }
 
-async fn me(server: &Server, scheme: &str, token: &str, proof: Option<String>) -> reqwest::Response {
+async fn me(
+    server: &Server,
+    scheme: &str,
+    token: &str,
+    proof: Option<String>,
+) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .get(server.url("/api/me"))
         .header("Authorization", format!("{scheme} {token}"));
@@ -135,7 +142,13 @@ async fn a_dpop_bound_token_works_only_with_proofs_of_its_key() {
     let access = tokens["access_token"].as_str().unwrap();
     let api = server.url("/api/me");
 
-    let ok = me(&server, "DPoP", access, Some(key.proof("GET", &api, Some(access)))).await;
+    let ok = me(
+        &server,
+        "DPoP",
+        access,
+        Some(key.proof("GET", &api, Some(access))),
+    )
+    .await;
     assert_eq!(ok.status(), 200);
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["sub"], "alice");
@@ -144,16 +157,34 @@ async fn a_dpop_bound_token_works_only_with_proofs_of_its_key() {
     // As a bearer token: refused, with or without a proof.
     let bearer = me(&server, "Bearer", access, None).await;
     assert_eq!(bearer.status(), 401);
-    let bearer = me(&server, "Bearer", access, Some(key.proof("GET", &api, Some(access)))).await;
+    let bearer = me(
+        &server,
+        "Bearer",
+        access,
+        Some(key.proof("GET", &api, Some(access))),
+    )
+    .await;
     assert_eq!(bearer.status(), 401);
 
     // Another key's proof, a proof without the right `ath`, for another
     // method, a replayed one, or none.
     let other = Key::generate();
-    let wrong_key = me(&server, "DPoP", access, Some(other.proof("GET", &api, Some(access)))).await;
+    let wrong_key = me(
+        &server,
+        "DPoP",
+        access,
+        Some(other.proof("GET", &api, Some(access))),
+    )
+    .await;
     assert_eq!(wrong_key.status(), 401);
-    let challenge = wrong_key.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.starts_with("DPoP ") && challenge.contains("invalid_dpop_proof"), "{challenge}");
+    let challenge = wrong_key.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("DPoP ") && challenge.contains("invalid_dpop_proof"),
+        "{challenge}"
+    );
     for proof in [
         key.proof("GET", &api, None),
         key.proof("GET", &api, Some("another-token")),
@@ -162,7 +193,12 @@ async fn a_dpop_bound_token_works_only_with_proofs_of_its_key() {
         assert_eq!(me(&server, "DPoP", access, Some(proof)).await.status(), 401);
     }
     let once = key.proof("GET", &api, Some(access));
-    assert_eq!(me(&server, "DPoP", access, Some(once.clone())).await.status(), 200);
+    assert_eq!(
+        me(&server, "DPoP", access, Some(once.clone()))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(me(&server, "DPoP", access, Some(once)).await.status(), 401);
     assert_eq!(me(&server, "DPoP", access, None).await.status(), 401);
 
@@ -176,14 +212,28 @@ async fn a_dpop_bound_token_works_only_with_proofs_of_its_key() {
     ];
     let token_url = server.url("/token");
     let (status, refused) = post_token(&server, &form, None).await;
-    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_dpop_proof")));
-    let (status, refused) = post_token(&server, &form, Some(other.proof("POST", &token_url, None))).await;
-    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_dpop_proof")));
-    let (status, renewed) = post_token(&server, &form, Some(key.proof("POST", &token_url, None))).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    let (status, refused) =
+        post_token(&server, &form, Some(other.proof("POST", &token_url, None))).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    let (status, renewed) =
+        post_token(&server, &form, Some(key.proof("POST", &token_url, None))).await;
     assert_eq!(status, 200, "{renewed}");
     assert_eq!(renewed["token_type"], "DPoP");
     let access = renewed["access_token"].as_str().unwrap();
-    let ok = me(&server, "DPoP", access, Some(key.proof("GET", &api, Some(access)))).await;
+    let ok = me(
+        &server,
+        "DPoP",
+        access,
+        Some(key.proof("GET", &api, Some(access))),
+    )
+    .await;
     assert_eq!(ok.status(), 200);
 }
 
