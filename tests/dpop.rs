@@ -11,10 +11,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{clients, config, poll_body};
 use device_grant::{
-    ApprovedGrant, BackendError, DeviceAuthorizationResponse, DeviceGrant, DpopAlgorithm,
-    DpopConfig, DpopError, DpopVerifier, EndpointRequest, JwkThumbprint, ManualClock,
-    MemoryProofReplay, Metadata, OAuthError, RequestContext, Subject, ToHttp, TokenIssuer,
-    TokenResponse,
+    ApprovedGrant, BackendError, Clock as _, DeviceAuthorizationResponse, DeviceGrant,
+    DpopAlgorithm, DpopConfig, DpopError, DpopVerifier, EndpointRequest, JwkThumbprint,
+    ManualClock, MemoryProofReplay, Metadata, OAuthError, RequestContext, Subject, ToHttp,
+    TokenIssuer, TokenResponse,
 };
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
