@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) consent: Arc<dyn ConsentPolicy>,
     pub(crate) policy_mode: PolicyMode,
+    #[cfg(feature = "dpop")]
+    pub(crate) dpop: Option<crate::endpoint::dpop::DpopConfig>,
 }
 
 impl std::fmt::Debug for DeviceGrant {
@@ -66,6 +68,8 @@ impl DeviceGrant {
             events: None,
             consent: None,
             policy_mode: PolicyMode::Enforce,
+            #[cfg(feature = "dpop")]
+            dpop: None,
         }
     }
 
@@ -137,6 +141,8 @@ pub struct DeviceGrantBuilder {
     events: Option<Arc<dyn EventSink>>,
     consent: Option<Arc<dyn ConsentPolicy>>,
     policy_mode: PolicyMode,
+    #[cfg(feature = "dpop")]
+    dpop: Option<crate::endpoint::dpop::DpopConfig>,
 }
 
 impl std::fmt::Debug for DeviceGrantBuilder {
@@ -186,6 +192,14 @@ impl DeviceGrantBuilder {
         self
     }
 
+    /// DPoP (RFC 9449) at the token endpoint (feature `dpop`). Default: none,
+    /// and a `DPoP` header is ignored.
+    #[cfg(feature = "dpop")]
+    pub fn dpop(mut self, dpop: crate::endpoint::dpop::DpopConfig) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// The grant.
     pub fn build(self) -> DeviceGrant {
         DeviceGrant {
@@ -201,6 +215,8 @@ impl DeviceGrantBuilder {
                 events: self.events.unwrap_or_else(|| Arc::new(NoEvents)),
                 consent: self.consent.unwrap_or_else(|| Arc::new(AllowAll)),
                 policy_mode: self.policy_mode,
+                #[cfg(feature = "dpop")]
+                dpop: self.dpop,
             }),
         }
     }

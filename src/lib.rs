@@ -120,6 +120,8 @@ pub struct FrameworksDoctests;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use endpoint::device_authorization::DeviceAuthorizationResponse;
+#[cfg(feature = "dpop")]
+pub use endpoint::dpop::{DpopConfig, DpopConfigError};
 pub use endpoint::token::DEVICE_CODE_GRANT_TYPE;
 pub use endpoint::verification::{
     Approve, Assessment, CodeEntry, PendingRequest, VerificationError, VerificationTicket,
@@ -132,6 +134,8 @@ pub use host::consent::{
     AllowAll, ConsentDecision, ConsentPolicy, ConsentSignals, NetworkPolicy, PerClient,
     PolicyCheck, PolicyMode, PolicyStep, PolicyVerdict, StepUpProof,
 };
+#[cfg(feature = "dpop")]
+pub use host::dpop_replay::{MemoryProofReplay, ProofReplay};
 #[cfg(feature = "tracing")]
 pub use host::events::TracingEvents;
 pub use host::events::{Event, EventKind, EventSink, NoEvents, RecordedEvents};
@@ -146,6 +150,9 @@ pub use protocol::authorization::{
 };
 pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret, RegistrationError};
 pub use protocol::device_code::DeviceCode;
+pub use protocol::dpop::{DPOP_TOKEN_TYPE, DpopError, JwkThumbprint};
+#[cfg(feature = "dpop")]
+pub use protocol::dpop::{DpopAlgorithm, DpopVerifier, ProofId, VerifiedProof};
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, Realm, RealmError, RequestError};
 pub use protocol::form::{Form, Limits};
 pub use protocol::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifierError};

@@ -23,6 +23,11 @@ pub struct Metadata {
     /// The PKCE code challenge methods the device authorization endpoint
     /// accepts (RFC 8414 §2, RFC 7636): `["S256"]`.
     pub code_challenge_methods_supported: Vec<&'static str>,
+    /// The DPoP proof algorithms the token endpoint accepts (RFC 9449 §5.1):
+    /// empty (and not merged) unless DPoP is configured
+    /// ([`Metadata::dpop`], feature `dpop`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
 }
 
 impl Metadata {
@@ -40,7 +45,16 @@ impl Metadata {
             .map(|m| m.as_str())
             .collect(),
             code_challenge_methods_supported: vec![CodeChallengeMethod::S256.as_str()],
+            dpop_signing_alg_values_supported: Vec::new(),
         }
+    }
+
+    /// The same metadata, announcing the DPoP algorithms the token endpoint
+    /// verifies: [`DpopConfig::supported_algorithms`](crate::DpopConfig::supported_algorithms).
+    #[cfg(feature = "dpop")]
+    pub fn dpop(mut self, algorithms: &[crate::protocol::dpop::DpopAlgorithm]) -> Self {
+        self.dpop_signing_alg_values_supported = algorithms.iter().map(|a| a.as_str()).collect();
+        self
     }
 
     /// Adds these members to a metadata document, merging the arrays with what
@@ -76,7 +90,17 @@ impl Metadata {
                 &[],
                 &self.code_challenge_methods_supported,
             ),
+            (
+                "dpop_signing_alg_values_supported",
+                &[],
+                &self.dpop_signing_alg_values_supported,
+            ),
         ] {
+            // Without DPoP the member is not created: an empty list would
+            // still read as "DPoP served".
+            if values.is_empty() && !document.contains_key(key) {
+                continue;
+            }
             // Created empty, the array would withdraw the defaults its absence
             // announced (a client would stop using `authorization_code`).
             let entry = document.entry(key).or_insert_with(|| {

@@ -201,6 +201,7 @@ async fn malformed_requests_are_invalid_request() {
             content_type,
             authorization: None,
             body: b"client_id=tv-app",
+            dpop: None,
         };
         assert_eq!(
             start(req).await.unwrap_err().code(),
@@ -211,6 +212,7 @@ async fn malformed_requests_are_invalid_request() {
         content_type: Some("application/x-www-form-urlencoded; charset=UTF-8"),
         authorization: None,
         body: b"client_id=tv-app",
+        dpop: None,
     };
     assert!(start(req).await.is_ok());
 }

@@ -203,6 +203,7 @@ fn grant_type_applies_the_endpoints_form_rules() {
         content_type: Some("application/json"),
         authorization: None,
         body: b"grant_type=refresh_token",
+        dpop: None,
     };
     assert_eq!(
         request_error(json.grant_type(&limits)),

@@ -978,6 +978,7 @@ impl Built {
             content_type: self.content_type.as_deref(),
             authorization: self.authorization.as_deref(),
             body: &self.body,
+            dpop: None,
         }
     }
 

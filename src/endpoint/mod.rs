@@ -3,6 +3,8 @@
 mod budgets;
 mod commit;
 pub(crate) mod device_authorization;
+#[cfg(feature = "dpop")]
+pub(crate) mod dpop;
 pub(crate) mod token;
 pub(crate) mod verification;
 
@@ -31,6 +33,12 @@ pub struct EndpointRequest<'a> {
     pub authorization: Option<&'a str>,
     /// The raw body.
     pub body: &'a [u8],
+    /// The `DPoP` header value (RFC 9449), if any. Several `DPoP` fields are
+    /// passed joined with commas, as HTTP joins them: the token endpoint
+    /// then refuses the request (a proof must be exactly one). Read only
+    /// with the `dpop` feature and a
+    /// [`DpopConfig`](crate::DpopConfig); ignored otherwise.
+    pub dpop: Option<&'a str>,
 }
 
 impl std::fmt::Debug for EndpointRequest<'_> {
@@ -40,6 +48,7 @@ impl std::fmt::Debug for EndpointRequest<'_> {
         f.debug_struct("EndpointRequest")
             .field("content_type", &self.content_type)
             .field("has_authorization", &self.authorization.is_some())
+            .field("has_dpop", &self.dpop.is_some())
             .field("body_len", &self.body.len())
             .finish()
     }
@@ -52,12 +61,19 @@ impl<'a> EndpointRequest<'a> {
             content_type: Some("application/x-www-form-urlencoded"),
             authorization: None,
             body,
+            dpop: None,
         }
     }
 
     /// The same request with an `Authorization` header value.
     pub fn with_authorization(mut self, value: &'a str) -> Self {
         self.authorization = Some(value);
+        self
+    }
+
+    /// The same request with a `DPoP` header value.
+    pub fn with_dpop(mut self, proof: &'a str) -> Self {
+        self.dpop = Some(proof);
         self
     }
 
@@ -369,6 +385,7 @@ mod tests {
             content_type: Some("application/json"),
             authorization: None,
             body: b"{}",
+            dpop: None,
         };
         assert!(matches!(
             grant.authenticate_client(not_a_form).await,

@@ -11,6 +11,7 @@ use crate::host::issuer::{ApprovedGrant, TokenResponse};
 use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome, RequestDetails};
 use crate::protocol::client::Client;
 use crate::protocol::device_code;
+use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::error::OAuthError;
 use crate::protocol::pkce;
 use crate::protocol::response::HttpResponse;
@@ -57,6 +58,12 @@ impl DeviceGrant {
     /// token is minted, and [`EventKind::Refused`] is raised. A pending
     /// request of a client no longer registered is denied the same way at its
     /// next poll.
+    ///
+    /// With a [`DpopConfig`](crate::DpopConfig) (feature `dpop`), a `DPoP`
+    /// header ([`EndpointRequest::dpop`]) is checked next, before the
+    /// request's state too: a refused proof is `invalid_dpop_proof`
+    /// ([`OAuthError::DpopProof`]) and changes nothing. The key of a valid
+    /// proof reaches the issuer as [`ApprovedGrant::dpop_jkt`].
     pub async fn token(&self, request: EndpointRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let form = request.parse(self)?;
         if form.require("grant_type")? != DEVICE_CODE_GRANT_TYPE {
@@ -78,6 +85,12 @@ impl DeviceGrant {
             return Err(withdrawn());
         }
         let verifier = form.get("code_verifier")?;
+        // The proof before the record: a bad one changes nothing and learns
+        // nothing of the request's state.
+        #[cfg(feature = "dpop")]
+        let dpop_jkt = self.dpop_proof(&request).await?;
+        #[cfg(not(feature = "dpop"))]
+        let dpop_jkt = None;
         let hash = device_code::hash(device_code);
         let store = &self.inner.store;
         for _ in 0..CAS_ROUNDS {
@@ -139,7 +152,8 @@ impl DeviceGrant {
                         // tokens: if it was, the lease ends and frees it.
                         Commit::Unknown(e) => return Err(e.into()),
                     }
-                    self.redeem(client, taken, approval, verdict).await
+                    self.redeem(client, taken, approval, verdict, dpop_jkt)
+                        .await
                 }
                 outcome => {
                     if let Some(next) = &poll.next {
@@ -175,12 +189,14 @@ impl DeviceGrant {
         taken: DeviceAuthorization,
         approval: Arc<Approval>,
         verdict: Option<PolicyVerdict>,
+        dpop_jkt: Option<JwkThumbprint>,
     ) -> Result<TokenResponse, OAuthError> {
         let grant = ApprovedGrant {
             id: taken.id,
             client,
             request: taken.request.clone(),
             approval,
+            dpop_jkt,
         };
         let mut response = match self.inner.issuer.issue(&grant).await {
             Ok(response) => response,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::protocol::authorization::{Approval, AuthorizationId, RequestDetails};
 use crate::protocol::client::Client;
+use crate::protocol::dpop::{DPOP_TOKEN_TYPE, JwkThumbprint};
 use crate::protocol::error::BackendError;
 use crate::protocol::scope::ScopeSet;
 
@@ -20,6 +21,13 @@ pub struct ApprovedGrant {
     pub request: Arc<RequestDetails>,
     /// The person's approval: subject, granted scopes, time, host data.
     pub approval: Arc<Approval>,
+    /// The thumbprint of the key of the token request's DPoP proof (RFC
+    /// 9449), when the request carried a valid one: bind the tokens to it
+    /// (`cnf.jkt` in the access token or its introspection, RFC 9449 §6)
+    /// and answer `token_type: DPoP` ([`TokenResponse::dpop`]). Always
+    /// `None` without the `dpop` feature and a
+    /// [`DpopConfig`](crate::DpopConfig).
+    pub dpop_jkt: Option<JwkThumbprint>,
 }
 
 /// What the host attaches to an approval for its token issuer (the time of
@@ -140,7 +148,7 @@ impl std::fmt::Debug for Token {
 pub struct TokenResponse {
     /// `access_token`.
     pub access_token: Token,
-    /// `token_type`, usually `Bearer`.
+    /// `token_type`: `Bearer`, or `DPoP` for a DPoP-bound token.
     pub token_type: String,
     /// `expires_in`, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,6 +194,15 @@ impl TokenResponse {
             scope: None,
             id_token: None,
             extra: BTreeMap::new(),
+        }
+    }
+
+    /// A DPoP-bound token response (`token_type: DPoP`, RFC 9449 §5), for a
+    /// grant whose [`ApprovedGrant::dpop_jkt`] is set.
+    pub fn dpop(access_token: impl Into<String>) -> Self {
+        Self {
+            token_type: DPOP_TOKEN_TYPE.to_owned(),
+            ..Self::bearer(access_token)
         }
     }
 }

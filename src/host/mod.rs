@@ -6,6 +6,8 @@
 pub(crate) mod clients;
 pub(crate) mod clock;
 pub(crate) mod consent;
+#[cfg(feature = "dpop")]
+pub(crate) mod dpop_replay;
 pub(crate) mod events;
 pub(crate) mod issuer;
 pub(crate) mod limiter;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::protocol::dpop::DpopError;
 use crate::protocol::pkce::CodeVerifierError;
 use crate::protocol::polling::Interval;
 use crate::protocol::response::HttpResponse;
@@ -38,6 +39,8 @@ pub enum ErrorCode {
     ServerError,
     /// `temporarily_unavailable` (RFC 6749 §4.1.2.1), for a backend that is down or timed out.
     TemporarilyUnavailable,
+    /// `invalid_dpop_proof` (RFC 9449 §12.2).
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -56,6 +59,7 @@ impl ErrorCode {
             Self::ExpiredToken => "expired_token",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }
@@ -255,6 +259,10 @@ pub enum OAuthError {
     /// changed.
     #[error(transparent)]
     CodeVerifier(#[from] CodeVerifierError),
+    /// The token request's DPoP proof is refused (RFC 9449 §4.3). Sent as
+    /// `invalid_dpop_proof` (HTTP 400); nothing changed.
+    #[error(transparent)]
+    DpopProof(#[from] DpopError),
     /// The token request's `grant_type` is not the device code grant.
     #[error("unsupported grant type")]
     UnsupportedGrantType,
@@ -352,6 +360,7 @@ impl OAuthError {
             Self::UnauthorizedClient | Self::InitiationRefused => ErrorCode::UnauthorizedClient,
             Self::InvalidScope => ErrorCode::InvalidScope,
             Self::InvalidGrant | Self::CodeVerifier(_) => ErrorCode::InvalidGrant,
+            Self::DpopProof(_) => ErrorCode::InvalidDpopProof,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::AuthorizationPending => ErrorCode::AuthorizationPending,
             Self::SlowDown { .. } => ErrorCode::SlowDown,

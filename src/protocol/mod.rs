@@ -8,6 +8,7 @@
 pub(crate) mod authorization;
 pub(crate) mod client;
 pub(crate) mod device_code;
+pub(crate) mod dpop;
 pub(crate) mod error;
 pub(crate) mod form;
 pub(crate) mod pkce;

@@ -34,9 +34,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use device_grant::store::{AttemptLimiter, Store};
 use device_grant::{
-    Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, Event, EventKind, EventSink,
-    Interval, MemoryLimiter, MemoryStore, NetworkPolicy, PolicyMode, PollingRules, SystemClock,
-    UserCodeKey,
+    Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, DpopConfig, DpopVerifier,
+    Event, EventKind, EventSink, Interval, MemoryLimiter, MemoryProofReplay, MemoryStore,
+    NetworkPolicy, PolicyMode, PollingRules, SystemClock, UserCodeKey,
 };
 use time::Duration;
 use tower::Layer as _;
@@ -217,6 +217,9 @@ pub enum SetupError {
     /// never show the URL's password.)
     #[error("cannot open the store: {0}")]
     Store(#[from] device_grant::BackendError),
+    /// The issuer URL does not make an absolute `http(s)` token endpoint URL.
+    #[error("the issuer must be an absolute http(s) URL without query or fragment")]
+    Issuer,
 }
 
 /// A store and the limiter that goes with it.
@@ -309,6 +312,10 @@ pub(crate) struct App {
     cookie_key: Arc<cookie::Key>,
     key_hasher: Arc<security::KeyHasher>,
     client_address: ClientAddress,
+    /// DPoP proofs at `/api/me` (RFC 9449 §7): the rules and the used proofs.
+    /// Per process, like the token tables.
+    dpop: DpopVerifier,
+    api_proofs: Arc<MemoryProofReplay>,
 }
 
 type State = axum::extract::State<Arc<App>>;
@@ -361,8 +368,19 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         tokens: tokens.clone(),
         also: options.events,
     });
+    // DPoP at the token endpoint: tokens bound to the key of the proof the
+    // device sends. The used proofs are remembered per process: several
+    // instances behind one name would need a shared `ProofReplay`.
+    let dpop = DpopVerifier::new();
+    let token_dpop = DpopConfig::new(
+        &format!("{}/token", options.issuer),
+        Arc::new(MemoryProofReplay::new()),
+    )
+    .map_err(|_| SetupError::Issuer)?
+    .verifier(dpop.clone());
     let clients = Arc::new(accounts::clients());
     let grant = DeviceGrant::builder(config, clients.clone(), tokens.clone())
+        .dpop(token_dpop)
         .store(options.store)
         .limiter(options.limiter.clone())
         .clock(options.clock.clone())
@@ -389,6 +407,8 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         key_hasher,
         client_address: options.client_address,
         cookies: cookies.clone(),
+        dpop,
+        api_proofs: Arc::new(MemoryProofReplay::new()),
     });
 
     let limits = options.connections;

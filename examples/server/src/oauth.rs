@@ -9,7 +9,8 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use device_grant::{
-    EndpointRequest, GrantType, HttpResponse, Metadata, OAuthError, RequestContext, ToHttp,
+    DpopError, EndpointRequest, GrantType, HttpResponse, JwkThumbprint, Metadata, OAuthError,
+    ProofReplay as _, RequestContext, ToHttp,
 };
 
 use super::State;
@@ -34,8 +35,11 @@ pub(crate) async fn metadata(state: State) -> Json<serde_json::Value> {
     if let Some(map) = document.as_object_mut() {
         // Adds device_authorization_endpoint, the device code grant type, the
         // client authentication methods the crate accepts and its PKCE
-        // methods (`code_challenge_methods_supported`: S256).
-        Metadata::new(format!("{issuer}/device_authorization")).merge_into(map);
+        // methods (`code_challenge_methods_supported`: S256),
+        // and the DPoP proof algorithms its token endpoint verifies.
+        Metadata::new(format!("{issuer}/device_authorization"))
+            .dpop(state.dpop.supported_algorithms())
+            .merge_into(map);
     }
     Json(document)
 }
@@ -106,9 +110,16 @@ async fn refresh(state: &super::App, request: EndpointRequest<'_>) -> Response {
             return oauth_response(Err::<device_grant::TokenResponse, _>(error).to_http());
         }
     };
+    // The DPoP proof, checked as the device code grant checks it.
+    let proof = match state.grant.dpop_proof(&request).await {
+        Ok(proof) => proof,
+        Err(error) => {
+            return oauth_response(Err::<device_grant::TokenResponse, _>(error).to_http());
+        }
+    };
     match state
         .tokens
-        .refresh(&client.id, &refresh_token, scope.as_deref())
+        .refresh(&client.id, &refresh_token, scope.as_deref(), proof)
     {
         Ok(tokens) => oauth_response(Ok::<_, OAuthError>(tokens).to_http()),
         // The crate's descriptions of these errors speak of device codes.
@@ -119,6 +130,9 @@ async fn refresh(state: &super::App, request: EndpointRequest<'_>) -> Response {
         Err(RefreshError::InvalidScope) => refresh_error(
             "invalid_scope",
             "the requested scope exceeds the scope the refresh token was granted",
+        ),
+        Err(RefreshError::DpopKey) => oauth_response(
+            Err::<device_grant::TokenResponse, _>(OAuthError::from(DpopError::WrongKey)).to_http(),
         ),
     }
 }
@@ -136,41 +150,139 @@ fn refresh_error(error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// `GET /api/me`: the protected resource. RFC 6750 bearer tokens only.
+/// `GET /api/me`: the protected resource. RFC 6750 bearer tokens, and
+/// DPoP-bound tokens (RFC 9449 §7) presented as `Authorization: DPoP <token>`
+/// with a proof of their key for this request (`htm` GET, `htu` this URL,
+/// `ath` the token's hash). A DPoP-bound token presented as `Bearer` is
+/// refused: whoever stole it has no proof to send.
 pub(crate) async fn me(state: State, headers: HeaderMap) -> Response {
     let presented = header(&headers, AUTHORIZATION).and_then(|value| {
         let (scheme, token) = value.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        let dpop = if scheme.eq_ignore_ascii_case("dpop") {
+            true
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            false
+        } else {
+            return None;
+        };
+        Some((dpop, token.trim()))
     });
-    let Some(token) = presented else {
+    let Some((dpop, token)) = presented else {
         // RFC 6750 §3.1: no credentials, no error code, just the challenge.
-        return unauthorized(r#"Bearer realm="api""#);
+        return unauthorized(&state, Challenge::None, "invalid_token");
     };
-    match state.tokens.introspect(token) {
-        Some(grant) => (
-            // Personal data behind a credential: no cache may keep it.
-            [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-            Json(serde_json::json!({
-                "sub": grant.subject,
-                "client_id": grant.client_id.as_str(),
-                "scope": grant.scopes.to_string(),
-            })),
-        )
-            .into_response(),
-        None => unauthorized(r#"Bearer realm="api", error="invalid_token""#),
+    let Some(grant) = state.tokens.introspect(token) else {
+        return unauthorized(&state, Challenge::for_scheme(dpop), "invalid_token");
+    };
+    match (dpop, grant.jkt) {
+        (false, None) => {}
+        // RFC 9449 §7.2: a bound token is never accepted as a bearer token.
+        (false, Some(_)) | (true, None) => {
+            return unauthorized(&state, Challenge::for_scheme(dpop), "invalid_token");
+        }
+        (true, Some(bound)) => {
+            if let Err(error) = check_proof(&state, &headers, token, bound).await {
+                tracing::info!(event = "dpop_proof_refused", reason = %error);
+                return unauthorized(&state, Challenge::Dpop, "invalid_dpop_proof");
+            }
+        }
+    }
+    let mut body = serde_json::json!({
+        "sub": grant.subject,
+        "client_id": grant.client_id.as_str(),
+        "scope": grant.scopes.to_string(),
+    });
+    if let Some(jkt) = grant.jkt {
+        // RFC 9449 §6.2: what introspection says of a bound token.
+        body["cnf"] = serde_json::json!({ "jkt": jkt.to_base64url() });
+    }
+    (
+        // Personal data behind a credential: no cache may keep it.
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// The DPoP proof of an `/api/me` request for a token bound to `bound`.
+async fn check_proof(
+    state: &super::App,
+    headers: &HeaderMap,
+    token: &str,
+    bound: JwkThumbprint,
+) -> Result<(), DpopError> {
+    let proof = single_dpop(headers).ok_or(DpopError::Missing)?;
+    let now = state.clock.now();
+    let url = format!("{}/api/me", state.issuer);
+    let proof = state.dpop.verify(proof, "GET", &url, Some(token), now)?;
+    if proof.jkt != bound {
+        return Err(DpopError::WrongKey);
+    }
+    match state
+        .api_proofs
+        .first_use(&proof.id, proof.valid_until, now)
+        .await
+    {
+        Ok(true) => Ok(()),
+        // A full replay store refuses too: forgetting a proof would let it
+        // be replayed.
+        Ok(false) | Err(_) => Err(DpopError::Replayed),
     }
 }
 
-fn unauthorized(challenge: &'static str) -> Response {
-    (
+/// The `DPoP` header: `None` when absent; several fields are passed as a
+/// comma, which the crate refuses as more than one proof.
+fn single_dpop(headers: &HeaderMap) -> Option<&str> {
+    let mut all = headers.get_all(DPOP).iter();
+    let first = all.next()?;
+    if all.next().is_some() {
+        return Some(",");
+    }
+    first.to_str().ok()
+}
+
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// Which `WWW-Authenticate` challenge a refusal carries (RFC 6750 §3, RFC
+/// 9449 §7.1).
+#[derive(Clone, Copy)]
+enum Challenge {
+    /// No credentials were sent: both schemes, no error.
+    None,
+    Bearer,
+    Dpop,
+}
+
+impl Challenge {
+    fn for_scheme(dpop: bool) -> Self {
+        if dpop { Self::Dpop } else { Self::Bearer }
+    }
+}
+
+fn unauthorized(state: &super::App, challenge: Challenge, error: &'static str) -> Response {
+    // RFC 9449 §7.1: the algorithms this resource accepts.
+    let algs: Vec<&str> = state
+        .dpop
+        .supported_algorithms()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    let algs = format!(r#"algs="{}""#, algs.join(" "));
+    let value = match challenge {
+        Challenge::None => format!(r#"Bearer realm="api", DPoP realm="api", {algs}"#),
+        Challenge::Bearer => format!(r#"Bearer realm="api", error="{error}""#),
+        Challenge::Dpop => format!(r#"DPoP realm="api", error="{error}", {algs}"#),
+    };
+    let mut response = (
         StatusCode::UNAUTHORIZED,
-        [
-            (WWW_AUTHENTICATE, HeaderValue::from_static(challenge)),
-            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        Json(serde_json::json!({ "error": "invalid_token" })),
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(serde_json::json!({ "error": error })),
     )
-        .into_response()
+        .into_response();
+    if let Ok(value) = HeaderValue::try_from(value) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
@@ -183,6 +295,7 @@ fn endpoint_request<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> EndpointReque
         content_type: header(headers, CONTENT_TYPE),
         authorization: header(headers, AUTHORIZATION),
         body,
+        dpop: single_dpop(headers),
     }
 }
 

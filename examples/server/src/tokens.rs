@@ -8,6 +8,11 @@
 //! that a spent token presented again (one side of a stolen copy) revokes its
 //! whole family: every token that came from the same device authorization
 //! (RFC 9700 §4.14.2).
+//!
+//! A device that sent a DPoP proof (RFC 9449) gets DPoP-bound tokens: the
+//! access token is usable only with proofs of the same key (its `cnf.jkt`,
+//! which `/api/me` checks), and so is the refresh token (RFC 9449 §5: the
+//! device is a public client).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use device_grant::{
-    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, ScopeSet, TokenIssuer,
-    TokenResponse,
+    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, DPOP_TOKEN_TYPE, JwkThumbprint,
+    ScopeSet, TokenIssuer, TokenResponse,
 };
 use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -35,6 +40,8 @@ pub(crate) struct AccessGrant {
     pub client_id: ClientId,
     /// What it may do.
     pub scopes: ScopeSet,
+    /// The key the token is bound to (`cnf.jkt`), if it is DPoP-bound.
+    pub jkt: Option<JwkThumbprint>,
     expires_at: OffsetDateTime,
     grant: AuthorizationId,
 }
@@ -50,6 +57,8 @@ struct RefreshGrant {
     grant: AuthorizationId,
     // The person's details put in ID tokens, as approved at consent.
     claims: serde_json::Value,
+    /// The DPoP key the family is bound to: every refresh needs its proof.
+    jkt: Option<JwkThumbprint>,
 }
 
 /// A rotated-out refresh token: whose, and which family.
@@ -74,6 +83,9 @@ pub(crate) enum RefreshError {
     InvalidGrant,
     /// A scope beyond the approved ones (`invalid_scope`).
     InvalidScope,
+    /// The token is DPoP-bound and the request has no proof of its key
+    /// (`invalid_dpop_proof`).
+    DpopKey,
 }
 
 /// The token tables and the minting rules.
@@ -140,12 +152,14 @@ impl Tokens {
     /// The `refresh_token` grant (RFC 6749 §6) for an authenticated client:
     /// rotates the refresh token, and may narrow the access token's scopes.
     /// Only the owner can spend a token; the owner presenting a spent one
-    /// revokes its family.
+    /// revokes its family. A DPoP-bound token needs `proof`, the key of the
+    /// request's (checked) DPoP proof, to be its key.
     pub(crate) fn refresh(
         &self,
         client_id: &ClientId,
         refresh_token: &str,
         scope: Option<&str>,
+        proof: Option<JwkThumbprint>,
     ) -> Result<TokenResponse, RefreshError> {
         let key = digest(refresh_token);
         let old = {
@@ -167,7 +181,11 @@ impl Tokens {
             // Checked before anything is spent: a client cannot destroy a
             // token it does not own.
             match tables.refresh.get(&key) {
-                Some(grant) if grant.client_id == *client_id => {}
+                Some(grant) if grant.client_id == *client_id => {
+                    if grant.jkt.is_some() && grant.jkt != proof {
+                        return Err(RefreshError::DpopKey);
+                    }
+                }
                 _ => return Err(RefreshError::InvalidGrant),
             }
             let scopes_ok = match scope {
@@ -197,7 +215,17 @@ impl Tokens {
             Some(Ok(asked)) => asked,
             _ => old.scopes.clone(),
         };
-        let mut response = self.mint(&old.subject, client_id, &scopes, old.grant, &old.claims);
+        // A bound family stays bound; an unbound one gets an access token
+        // bound to this request's key, if it sent a proof.
+        let jkt = old.jkt.or(proof);
+        let mut response = self.mint(
+            &old.subject,
+            client_id,
+            &scopes,
+            old.grant,
+            &old.claims,
+            jkt,
+        );
         // The family goes on with what was approved, whatever this access
         // token was narrowed to.
         let refresh_token = self.new_refresh_token(&old, old.scopes.clone());
@@ -227,10 +255,14 @@ impl Tokens {
         scopes: &ScopeSet,
         grant: AuthorizationId,
         claims: &serde_json::Value,
+        jkt: Option<JwkThumbprint>,
     ) -> TokenResponse {
         let now = self.clock.now();
         let access_token = random_token();
         let mut response = TokenResponse::bearer(access_token.clone());
+        if jkt.is_some() {
+            DPOP_TOKEN_TYPE.clone_into(&mut response.token_type);
+        }
         response.expires_in = Some(self.access_lifetime.whole_seconds().unsigned_abs());
         let mut tables = self.tables();
         // Expired access tokens are dropped as new ones are minted, so that the
@@ -242,6 +274,7 @@ impl Tokens {
                 subject: subject.to_owned(),
                 client_id: client_id.clone(),
                 scopes: scopes.clone(),
+                jkt,
                 expires_at: now + self.access_lifetime,
                 grant,
             },
@@ -300,6 +333,7 @@ impl TokenIssuer for Tokens {
             &approval.scopes,
             grant.id,
             &claims,
+            grant.dpop_jkt,
         );
         if approval.scopes.contains("offline_access") {
             let family = RefreshGrant {
@@ -308,6 +342,7 @@ impl TokenIssuer for Tokens {
                 scopes: approval.scopes.clone(),
                 grant: grant.id,
                 claims,
+                jkt: grant.dpop_jkt,
             };
             let token = self.new_refresh_token(&family, approval.scopes.clone());
             response.refresh_token = Some(device_grant::Token::new(token));

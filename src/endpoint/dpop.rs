@@ -1,0 +1,124 @@
+//! DPoP at the token endpoint (RFC 9449 §5): the proof a token request
+//! carries, checked before anything else, and the thumbprint handed to the
+//! issuer.
+
+use std::sync::Arc;
+
+use crate::endpoint::EndpointRequest;
+use crate::grant::DeviceGrant;
+use crate::host::dpop_replay::ProofReplay;
+use crate::protocol::dpop::{DpopAlgorithm, DpopError, DpopVerifier, JwkThumbprint};
+use crate::protocol::error::OAuthError;
+
+/// Why a [`DpopConfig`] was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DpopConfigError {
+    /// The token endpoint URL is not an absolute `http(s)` URL without query
+    /// and fragment.
+    #[error("the DPoP token endpoint must be an absolute http(s) URL without query or fragment")]
+    TokenEndpoint,
+}
+
+/// DPoP at the token endpoint: where it is (what a proof's `htu` must name),
+/// the proof rules, and the store that remembers used proofs. Given to
+/// [`DeviceGrantBuilder::dpop`](crate::DeviceGrantBuilder::dpop).
+///
+/// With it, a token request that carries a `DPoP` header
+/// ([`EndpointRequest::dpop`]) must carry a valid proof for `POST` to the
+/// token endpoint, checked before the device code is looked at: a refused
+/// proof is `invalid_dpop_proof` and changes nothing. The proof's key
+/// thumbprint reaches the issuer as
+/// [`ApprovedGrant::dpop_jkt`](crate::ApprovedGrant::dpop_jkt), to bind the
+/// tokens it mints. A request without a proof gets what the issuer mints
+/// for `dpop_jkt: None` (bearer tokens, usually). Without a `DpopConfig`,
+/// the header is ignored (RFC 9449 §5: a server that does not serve DPoP
+/// issues bearer tokens).
+pub struct DpopConfig {
+    pub(crate) verifier: DpopVerifier,
+    pub(crate) token_endpoint: String,
+    pub(crate) replay: Arc<dyn ProofReplay>,
+}
+
+impl std::fmt::Debug for DpopConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopConfig")
+            .field("verifier", &self.verifier)
+            .field("token_endpoint", &self.token_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopConfig {
+    /// DPoP for the token endpoint at `token_endpoint` (its absolute URL as
+    /// clients address it), with the default [`DpopVerifier`], remembering
+    /// used proofs in `replay` (a [`MemoryProofReplay`](crate::MemoryProofReplay)
+    /// for one process; a shared store for several instances).
+    pub fn new(
+        token_endpoint: &str,
+        replay: Arc<dyn ProofReplay>,
+    ) -> Result<Self, DpopConfigError> {
+        let url = url::Url::parse(token_endpoint).map_err(|_| DpopConfigError::TokenEndpoint)?;
+        if !matches!(url.scheme(), "https" | "http")
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.has_host()
+        {
+            return Err(DpopConfigError::TokenEndpoint);
+        }
+        Ok(Self {
+            verifier: DpopVerifier::default(),
+            token_endpoint: url.into(),
+            replay,
+        })
+    }
+
+    /// The proof rules (algorithms, `iat` leeway).
+    pub fn verifier(mut self, verifier: DpopVerifier) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// The algorithms accepted: what `dpop_signing_alg_values_supported`
+    /// lists ([`Metadata::dpop`](crate::Metadata::dpop)).
+    pub fn supported_algorithms(&self) -> &[DpopAlgorithm] {
+        self.verifier.supported_algorithms()
+    }
+
+    /// The token endpoint URL proofs must name.
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+}
+
+impl DeviceGrant {
+    /// The DPoP proof of a token request, checked as the device code grant
+    /// checks it (RFC 9449 §4.3, replay included), for the host's other
+    /// grants served at the same endpoint (`refresh_token`, whose tokens
+    /// stay bound to the key: RFC 9449 §5).
+    ///
+    /// `Ok(None)`: the request has no proof, or no [`DpopConfig`] is set.
+    /// `Ok(Some(jkt))`: a valid, unused proof made with the key `jkt`.
+    /// `Err`: `invalid_dpop_proof`, or the replay store's failure.
+    pub async fn dpop_proof(
+        &self,
+        request: &EndpointRequest<'_>,
+    ) -> Result<Option<JwkThumbprint>, OAuthError> {
+        let (Some(dpop), Some(proof)) = (&self.inner.dpop, request.dpop) else {
+            return Ok(None);
+        };
+        let now = self.now();
+        // RFC 6749 §3.2: the token endpoint is POST only.
+        let proof = dpop
+            .verifier
+            .verify(proof, "POST", &dpop.token_endpoint, None, now)?;
+        if !dpop
+            .replay
+            .first_use(&proof.id, proof.valid_until, now)
+            .await?
+        {
+            return Err(DpopError::Replayed.into());
+        }
+        Ok(Some(proof.jkt))
+    }
+}
