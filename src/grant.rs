@@ -13,6 +13,7 @@ use crate::host::issuer::TokenIssuer;
 use crate::host::limiter::AttemptLimiter;
 use crate::host::store::Store;
 use crate::memory::{MemoryLimiter, MemoryStore};
+use crate::protocol::authorization_details::AuthorizationDetailTypes;
 use crate::protocol::error::BackendError;
 
 /// The device grant, ready to serve: cheap to clone (one `Arc`), shareable across
@@ -35,6 +36,7 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) consent: Arc<dyn ConsentPolicy>,
+    pub(crate) detail_types: AuthorizationDetailTypes,
 }
 
 impl std::fmt::Debug for DeviceGrant {
@@ -46,6 +48,12 @@ impl std::fmt::Debug for DeviceGrant {
 }
 
 impl DeviceGrant {
+    /// The `authorization_details` types (RFC 9396) the grant accepts: their
+    /// names are the metadata's `authorization_details_types_supported`.
+    pub fn authorization_detail_types(&self) -> &AuthorizationDetailTypes {
+        &self.inner.detail_types
+    }
+
     /// A builder. The client registry and the token issuer are the host's; the
     /// store, limiter, clock and event sink default to the embedded ones.
     pub fn builder(
@@ -62,6 +70,7 @@ impl DeviceGrant {
             clock: None,
             events: None,
             consent: None,
+            detail_types: AuthorizationDetailTypes::default(),
         }
     }
 
@@ -111,6 +120,7 @@ pub struct DeviceGrantBuilder {
     clock: Option<Arc<dyn Clock>>,
     events: Option<Arc<dyn EventSink>>,
     consent: Option<Arc<dyn ConsentPolicy>>,
+    detail_types: AuthorizationDetailTypes,
 }
 
 impl std::fmt::Debug for DeviceGrantBuilder {
@@ -152,6 +162,14 @@ impl DeviceGrantBuilder {
         self
     }
 
+    /// The `authorization_details` types (RFC 9396) the grant accepts.
+    /// Default: none, and a request that carries `authorization_details` is
+    /// refused with `invalid_authorization_details`.
+    pub fn authorization_detail_types(mut self, types: AuthorizationDetailTypes) -> Self {
+        self.detail_types = types;
+        self
+    }
+
     /// The grant.
     pub fn build(self) -> DeviceGrant {
         DeviceGrant {
@@ -166,6 +184,7 @@ impl DeviceGrantBuilder {
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 events: self.events.unwrap_or_else(|| Arc::new(NoEvents)),
                 consent: self.consent.unwrap_or_else(|| Arc::new(AllowAll)),
+                detail_types: self.detail_types,
             }),
         }
     }

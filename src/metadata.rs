@@ -1,6 +1,7 @@
 //! What the device grant contributes to the RFC 8414 authorization server metadata.
 
 use crate::endpoint::token::DEVICE_CODE_GRANT_TYPE;
+use crate::protocol::authorization_details::AuthorizationDetailTypes;
 use crate::protocol::client::AuthMethod;
 use crate::protocol::pkce::CodeChallengeMethod;
 
@@ -23,6 +24,11 @@ pub struct Metadata {
     /// The PKCE code challenge methods the device authorization endpoint
     /// accepts (RFC 8414 §2, RFC 7636): `["S256"]`.
     pub code_challenge_methods_supported: Vec<&'static str>,
+    /// `authorization_details_types_supported` (RFC 9396 §10): the types the
+    /// grant accepts. Empty (and then left out) unless set with
+    /// [`Metadata::authorization_details_types`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authorization_details_types_supported: Vec<String>,
 }
 
 impl Metadata {
@@ -40,7 +46,15 @@ impl Metadata {
             .map(|m| m.as_str())
             .collect(),
             code_challenge_methods_supported: vec![CodeChallengeMethod::S256.as_str()],
+            authorization_details_types_supported: Vec::new(),
         }
+    }
+
+    /// Lists the grant's registered `authorization_details` types
+    /// ([`DeviceGrant::authorization_detail_types`](crate::DeviceGrant::authorization_detail_types)).
+    pub fn authorization_details_types(mut self, types: &AuthorizationDetailTypes) -> Self {
+        self.authorization_details_types_supported = types.names().map(str::to_owned).collect();
+        self
     }
 
     /// Adds these members to a metadata document, merging the arrays with what
@@ -53,6 +67,8 @@ impl Metadata {
     /// An absent `code_challenge_methods_supported` means no PKCE, so it starts
     /// empty; a list the document has (for its authorization code grant) keeps
     /// its methods, and gains `S256`.
+    /// `authorization_details_types_supported` is added only when the list
+    /// is not empty, merged with the document's.
     /// A server that serves neither of those grants lists its own grant types
     /// in the document before merging.
     pub fn merge_into(&self, document: &mut serde_json::Map<String, serde_json::Value>) {
@@ -86,6 +102,20 @@ impl Metadata {
                 for v in values {
                     if !list.iter().any(|x| x == v) {
                         list.push((*v).into());
+                    }
+                }
+            }
+        }
+        // Only when some type is registered: an empty list would claim RFC
+        // 9396 support for no type at all.
+        if !self.authorization_details_types_supported.is_empty() {
+            let entry = document
+                .entry("authorization_details_types_supported")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let serde_json::Value::Array(list) = entry {
+                for v in &self.authorization_details_types_supported {
+                    if !list.iter().any(|x| x == v) {
+                        list.push(v.as_str().into());
                     }
                 }
             }

@@ -92,6 +92,12 @@ impl DeviceGrant {
     /// is a request without a challenge from a client that
     /// [requires PKCE](crate::Client::require_pkce).
     ///
+    /// A request may carry `authorization_details` (RFC 9396 §2), a JSON array
+    /// checked by the host's
+    /// [registered types](crate::DeviceGrantBuilder::authorization_detail_types)
+    /// and kept with the request; malformed details, too many, an unknown type
+    /// or a detail its type refuses are `invalid_authorization_details`.
+    ///
     /// `context` is what the host knows of the device's request (address, user
     /// agent…); it is shown to the person at consent.
     pub async fn device_authorization(
@@ -108,6 +114,11 @@ impl DeviceGrant {
             form.get("code_challenge_method")?,
             client.require_pkce,
         )?;
+        // RFC 9396: checked by the host's registered types before any budget is spent.
+        let authorization_details = form
+            .get("authorization_details")?
+            .map(|text| self.inner.detail_types.parse(text))
+            .transpose()?;
         let config = &self.inner.config;
         let now = self.now();
         let layers = self.authorization_layers(&client, &context);
@@ -127,6 +138,7 @@ impl DeviceGrant {
             expires_at: now + config.lifetime,
             context,
             code_challenge,
+            authorization_details,
         };
         let id = AuthorizationId::generate();
         let policy = &config.user_code_policy;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::protocol::authorization_details::AuthorizationDetailsError;
 use crate::protocol::pkce::CodeVerifierError;
 use crate::protocol::polling::Interval;
 use crate::protocol::response::HttpResponse;
@@ -38,6 +39,8 @@ pub enum ErrorCode {
     ServerError,
     /// `temporarily_unavailable` (RFC 6749 §4.1.2.1), for a backend that is down or timed out.
     TemporarilyUnavailable,
+    /// `invalid_authorization_details` (RFC 9396 §5).
+    InvalidAuthorizationDetails,
 }
 
 impl ErrorCode {
@@ -56,6 +59,7 @@ impl ErrorCode {
             Self::ExpiredToken => "expired_token",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidAuthorizationDetails => "invalid_authorization_details",
         }
     }
 }
@@ -255,6 +259,11 @@ pub enum OAuthError {
     /// changed.
     #[error(transparent)]
     CodeVerifier(#[from] CodeVerifierError),
+    /// The request's `authorization_details` (RFC 9396) are malformed, too
+    /// many, of a type the host does not accept, or refused by the type's
+    /// validator. Sent as `invalid_authorization_details`.
+    #[error(transparent)]
+    InvalidAuthorizationDetails(#[from] AuthorizationDetailsError),
     /// The token request's `grant_type` is not the device code grant.
     #[error("unsupported grant type")]
     UnsupportedGrantType,
@@ -340,6 +349,7 @@ impl OAuthError {
             Self::InvalidScope => ErrorCode::InvalidScope,
             Self::InvalidGrant | Self::CodeVerifier(_) => ErrorCode::InvalidGrant,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+            Self::InvalidAuthorizationDetails(_) => ErrorCode::InvalidAuthorizationDetails,
             Self::AuthorizationPending => ErrorCode::AuthorizationPending,
             Self::SlowDown { .. } => ErrorCode::SlowDown,
             Self::AccessDenied => ErrorCode::AccessDenied,

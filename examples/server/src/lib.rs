@@ -17,6 +17,7 @@ mod address;
 pub mod cli;
 mod headless;
 mod jwt;
+mod media;
 mod oauth;
 mod pages;
 mod security;
@@ -353,6 +354,7 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         .clock(options.clock.clone())
         .events(events)
         .consent_policy(options.consent_policy)
+        .authorization_detail_types(media::detail_types())
         .build();
     if let Some(every) = options.purge_every {
         spawn_purge(grant.clone(), every);

@@ -35,7 +35,10 @@ pub(crate) async fn metadata(state: State) -> Json<serde_json::Value> {
         // Adds device_authorization_endpoint, the device code grant type, the
         // client authentication methods the crate accepts and its PKCE
         // methods (`code_challenge_methods_supported`: S256).
-        Metadata::new(format!("{issuer}/device_authorization")).merge_into(map);
+        // The registered authorization details types (RFC 9396 §10).
+        Metadata::new(format!("{issuer}/device_authorization"))
+            .authorization_details_types(state.grant.authorization_detail_types())
+            .merge_into(map);
     }
     Json(document)
 }
@@ -141,16 +144,23 @@ pub(crate) async fn me(state: State, headers: HeaderMap) -> Response {
         return unauthorized(r#"Bearer realm="api""#);
     };
     match state.tokens.introspect(token) {
-        Some(grant) => (
-            // Personal data behind a credential: no cache may keep it.
-            [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-            Json(serde_json::json!({
+        Some(grant) => {
+            let mut me = serde_json::json!({
                 "sub": grant.subject,
                 "client_id": grant.client_id.as_str(),
                 "scope": grant.scopes.to_string(),
-            })),
-        )
-            .into_response(),
+            });
+            // RFC 9396: what the person granted beyond scopes, when they did.
+            if let Some(details) = &grant.authorization_details {
+                me["authorization_details"] = serde_json::json!(details);
+            }
+            (
+                // Personal data behind a credential: no cache may keep it.
+                [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+                Json(me),
+            )
+                .into_response()
+        }
         None => unauthorized(r#"Bearer realm="api", error="invalid_token""#),
     }
 }

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use device_grant::{
-    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, ScopeSet, TokenIssuer,
-    TokenResponse,
+    ApprovedGrant, AuthorizationDetails, AuthorizationId, BackendError, ClientId, Clock, ScopeSet,
+    TokenIssuer, TokenResponse,
 };
 use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -35,6 +35,8 @@ pub(crate) struct AccessGrant {
     pub client_id: ClientId,
     /// What it may do.
     pub scopes: ScopeSet,
+    /// The authorization details (RFC 9396) the person granted.
+    pub authorization_details: Option<AuthorizationDetails>,
     expires_at: OffsetDateTime,
     grant: AuthorizationId,
 }
@@ -47,6 +49,7 @@ struct RefreshGrant {
     /// What the person approved: every refresh token of the family keeps it,
     /// however narrow the access tokens asked for (RFC 6749 §6).
     scopes: ScopeSet,
+    authorization_details: Option<AuthorizationDetails>,
     grant: AuthorizationId,
     // The person's details put in ID tokens, as approved at consent.
     claims: serde_json::Value,
@@ -197,7 +200,14 @@ impl Tokens {
             Some(Ok(asked)) => asked,
             _ => old.scopes.clone(),
         };
-        let mut response = self.mint(&old.subject, client_id, &scopes, old.grant, &old.claims);
+        let mut response = self.mint(
+            &old.subject,
+            client_id,
+            &scopes,
+            old.authorization_details.as_ref(),
+            old.grant,
+            &old.claims,
+        );
         // The family goes on with what was approved, whatever this access
         // token was narrowed to.
         let refresh_token = self.new_refresh_token(&old, old.scopes.clone());
@@ -225,6 +235,7 @@ impl Tokens {
         subject: &str,
         client_id: &ClientId,
         scopes: &ScopeSet,
+        authorization_details: Option<&AuthorizationDetails>,
         grant: AuthorizationId,
         claims: &serde_json::Value,
     ) -> TokenResponse {
@@ -242,6 +253,7 @@ impl Tokens {
                 subject: subject.to_owned(),
                 client_id: client_id.clone(),
                 scopes: scopes.clone(),
+                authorization_details: authorization_details.cloned(),
                 expires_at: now + self.access_lifetime,
                 grant,
             },
@@ -298,6 +310,7 @@ impl TokenIssuer for Tokens {
             approval.subject.as_str(),
             &grant.client.id,
             &approval.scopes,
+            approval.authorization_details.as_ref(),
             grant.id,
             &claims,
         );
@@ -306,6 +319,7 @@ impl TokenIssuer for Tokens {
                 subject: approval.subject.as_str().to_owned(),
                 client_id: grant.client.id.clone(),
                 scopes: approval.scopes.clone(),
+                authorization_details: approval.authorization_details.clone(),
                 grant: grant.id,
                 claims,
             };
