@@ -205,7 +205,7 @@ async fn bad_details_are_invalid_authorization_details() {
         (
             &format!(
                 "[{}]",
-                vec![r#"{"type":"media_library","actions":["list"]}"#; 9].join(",")
+                [r#"{"type":"media_library","actions":["list"]}"#; 9].join(",")
             ),
             AuthorizationDetailsError::TooMany(8),
         ),

@@ -127,7 +127,7 @@ pub(crate) fn narrowed(
             }
             let kept: Vec<serde_json::Value> = actions_of(detail)
                 .into_iter()
-                .filter(|(a, _)| ticked(i, *a))
+                .filter(|(a, _)| ticked(i, a))
                 .map(|(a, _)| a.into())
                 .collect();
             if kept.is_empty() {
