@@ -41,6 +41,7 @@ fn record(i: u64, now: OffsetDateTime) -> DeviceAuthorization {
             expires_at: now + Duration::minutes(30),
             context: RequestContext::default(),
             code_challenge: None,
+            authorization_details: None,
         },
         Interval::DEFAULT,
         Duration::minutes(10),

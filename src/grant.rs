@@ -15,6 +15,7 @@ use crate::host::issuer::TokenIssuer;
 use crate::host::limiter::AttemptLimiter;
 use crate::host::store::Store;
 use crate::memory::{MemoryLimiter, MemoryStore};
+use crate::protocol::authorization_details::AuthorizationDetailTypes;
 use crate::protocol::error::BackendError;
 
 /// The device grant, ready to serve: cheap to clone (one `Arc`), shareable across
@@ -40,6 +41,7 @@ pub(crate) struct Inner {
     pub(crate) policy_mode: PolicyMode,
     #[cfg(feature = "dpop")]
     pub(crate) dpop: Option<crate::endpoint::dpop::DpopConfig>,
+    pub(crate) detail_types: AuthorizationDetailTypes,
 }
 
 impl std::fmt::Debug for DeviceGrant {
@@ -51,6 +53,12 @@ impl std::fmt::Debug for DeviceGrant {
 }
 
 impl DeviceGrant {
+    /// The `authorization_details` types (RFC 9396) the grant accepts: their
+    /// names are the metadata's `authorization_details_types_supported`.
+    pub fn authorization_detail_types(&self) -> &AuthorizationDetailTypes {
+        &self.inner.detail_types
+    }
+
     /// A builder. The client registry and the token issuer are the host's; the
     /// store, limiter, clock and event sink default to the embedded ones.
     pub fn builder(
@@ -70,6 +78,7 @@ impl DeviceGrant {
             policy_mode: PolicyMode::Enforce,
             #[cfg(feature = "dpop")]
             dpop: None,
+            detail_types: AuthorizationDetailTypes::default(),
         }
     }
 
@@ -143,6 +152,7 @@ pub struct DeviceGrantBuilder {
     policy_mode: PolicyMode,
     #[cfg(feature = "dpop")]
     dpop: Option<crate::endpoint::dpop::DpopConfig>,
+    detail_types: AuthorizationDetailTypes,
 }
 
 impl std::fmt::Debug for DeviceGrantBuilder {
@@ -200,6 +210,14 @@ impl DeviceGrantBuilder {
         self
     }
 
+    /// The `authorization_details` types (RFC 9396) the grant accepts.
+    /// Default: none, and a request that carries `authorization_details` is
+    /// refused with `invalid_authorization_details`.
+    pub fn authorization_detail_types(mut self, types: AuthorizationDetailTypes) -> Self {
+        self.detail_types = types;
+        self
+    }
+
     /// The grant.
     pub fn build(self) -> DeviceGrant {
         DeviceGrant {
@@ -217,6 +235,7 @@ impl DeviceGrantBuilder {
                 policy_mode: self.policy_mode,
                 #[cfg(feature = "dpop")]
                 dpop: self.dpop,
+                detail_types: self.detail_types,
             }),
         }
     }

@@ -148,6 +148,10 @@ pub use metadata::Metadata;
 pub use protocol::authorization::{
     Approval, AuthorizationId, RequestContext, RequestDetails, Subject,
 };
+pub use protocol::authorization_details::{
+    AuthorizationDetail, AuthorizationDetailType, AuthorizationDetailTypes, AuthorizationDetails,
+    AuthorizationDetailsError, DetailRefused, default_is_within,
+};
 pub use protocol::client::{AuthMethod, Client, ClientId, ClientSecret, RegistrationError};
 pub use protocol::device_code::DeviceCode;
 pub use protocol::dpop::{DPOP_TOKEN_TYPE, DpopError, JwkThumbprint};

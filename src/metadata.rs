@@ -1,6 +1,7 @@
 //! What the device grant contributes to the RFC 8414 authorization server metadata.
 
 use crate::endpoint::token::DEVICE_CODE_GRANT_TYPE;
+use crate::protocol::authorization_details::AuthorizationDetailTypes;
 use crate::protocol::client::AuthMethod;
 use crate::protocol::pkce::CodeChallengeMethod;
 
@@ -28,6 +29,11 @@ pub struct Metadata {
     /// ([`Metadata::dpop`], feature `dpop`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dpop_signing_alg_values_supported: Vec<&'static str>,
+    /// `authorization_details_types_supported` (RFC 9396 §10): the types the
+    /// grant accepts. Empty (and then left out) unless set with
+    /// [`Metadata::authorization_details_types`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authorization_details_types_supported: Vec<String>,
 }
 
 impl Metadata {
@@ -46,6 +52,7 @@ impl Metadata {
             .collect(),
             code_challenge_methods_supported: vec![CodeChallengeMethod::S256.as_str()],
             dpop_signing_alg_values_supported: Vec::new(),
+            authorization_details_types_supported: Vec::new(),
         }
     }
 
@@ -54,6 +61,13 @@ impl Metadata {
     #[cfg(feature = "dpop")]
     pub fn dpop(mut self, algorithms: &[crate::protocol::dpop::DpopAlgorithm]) -> Self {
         self.dpop_signing_alg_values_supported = algorithms.iter().map(|a| a.as_str()).collect();
+        self
+    }
+
+    /// Lists the grant's registered `authorization_details` types
+    /// ([`DeviceGrant::authorization_detail_types`](crate::DeviceGrant::authorization_detail_types)).
+    pub fn authorization_details_types(mut self, types: &AuthorizationDetailTypes) -> Self {
+        self.authorization_details_types_supported = types.names().map(str::to_owned).collect();
         self
     }
 
@@ -67,6 +81,8 @@ impl Metadata {
     /// An absent `code_challenge_methods_supported` means no PKCE, so it starts
     /// empty; a list the document has (for its authorization code grant) keeps
     /// its methods, and gains `S256`.
+    /// `authorization_details_types_supported` is added only when the list
+    /// is not empty, merged with the document's.
     /// A server that serves neither of those grants lists its own grant types
     /// in the document before merging.
     pub fn merge_into(&self, document: &mut serde_json::Map<String, serde_json::Value>) {
@@ -110,6 +126,20 @@ impl Metadata {
                 for v in values {
                     if !list.iter().any(|x| x == v) {
                         list.push((*v).into());
+                    }
+                }
+            }
+        }
+        // Only when some type is registered: an empty list would claim RFC
+        // 9396 support for no type at all.
+        if !self.authorization_details_types_supported.is_empty() {
+            let entry = document
+                .entry("authorization_details_types_supported")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let serde_json::Value::Array(list) = entry {
+                for v in &self.authorization_details_types_supported {
+                    if !list.iter().any(|x| x == v) {
+                        list.push(v.as_str().into());
                     }
                 }
             }

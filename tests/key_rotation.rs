@@ -252,6 +252,7 @@ fn pending_under(hash: UserCodeHash, now: OffsetDateTime) -> DeviceAuthorization
             expires_at: now + Duration::minutes(10),
             context: RequestContext::default(),
             code_challenge: None,
+            authorization_details: None,
         },
         Interval::DEFAULT,
         Duration::minutes(10),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use device_grant::store::{DeviceAuthorization, DeviceCodeHash, Status, UserCodeHash};
 use device_grant::{
-    Approval, AuthorizationId, ClientId, CodeChallenge, Interval, RequestContext, RequestDetails,
-    ScopeSet, Subject,
+    Approval, AuthorizationDetails, AuthorizationId, ClientId, CodeChallenge, Interval,
+    RequestContext, RequestDetails, ScopeSet, Subject,
 };
 use serde_json::{Value, json};
 use time::{Date, Month, OffsetDateTime};
@@ -43,6 +43,7 @@ fn approval() -> Arc<Approval> {
             }))
             .unwrap(),
         ),
+        authorization_details: None,
     })
 }
 
@@ -67,6 +68,7 @@ fn record(status: Status, version: u64) -> DeviceAuthorization {
                 extra,
             },
             code_challenge: None,
+            authorization_details: None,
         }),
         status,
         interval: Interval::from_secs(10).unwrap(),
@@ -85,6 +87,18 @@ fn fixtures() -> Vec<(&'static str, &'static str, DeviceAuthorization)> {
     let mut pkce = pending.clone();
     Arc::make_mut(&mut pkce.request).code_challenge =
         Some(CodeChallenge::s256("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM").unwrap());
+    // A request with authorization details (RFC 9396), approved in part.
+    let mut rar = record(
+        Status::Approved {
+            approval: Arc::new(Approval {
+                authorization_details: Some(media(&["list", "play"])),
+                ..(*approval()).clone()
+            }),
+        },
+        3,
+    );
+    Arc::make_mut(&mut rar.request).authorization_details =
+        Some(media(&["list", "play", "download"]));
     vec![
         (
             "record-v1-pending.json",
@@ -138,7 +152,62 @@ fn fixtures() -> Vec<(&'static str, &'static str, DeviceAuthorization)> {
             include_str!("fixtures/record-v1-pkce.json"),
             pkce,
         ),
+        (
+            "record-v1-rar.json",
+            include_str!("fixtures/record-v1-rar.json"),
+            rar,
+        ),
     ]
+}
+
+fn media(actions: &[&str]) -> AuthorizationDetails {
+    serde_json::from_value(json!([{
+        "type": "media_library",
+        "actions": actions,
+        "locations": ["https://media.example/ü"],
+    }]))
+    .unwrap()
+}
+
+/// The optional `authorization_details` (RFC 9396) are written only when
+/// present, in the request and in the approval: older records read as
+/// requests without details.
+#[test]
+fn authorization_details_are_optional_and_only_written_when_present() {
+    for (name, json, record) in fixtures() {
+        let fixture: Value = serde_json::from_str(json).unwrap();
+        let today = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            fixture["request"].get("authorization_details"),
+            today["request"].get("authorization_details"),
+            "{name}"
+        );
+        assert_eq!(
+            fixture
+                .get("approval")
+                .and_then(|a| a.get("authorization_details")),
+            today
+                .get("approval")
+                .and_then(|a| a.get("authorization_details")),
+            "{name}"
+        );
+        let read = read(json).unwrap();
+        assert_eq!(
+            read.request.authorization_details, record.request.authorization_details,
+            "{name}"
+        );
+    }
+    let (_, json, want) = fixtures().pop().unwrap();
+    let read = read(json).unwrap();
+    assert_eq!(
+        read.status.approval().unwrap().authorization_details,
+        Some(media(&["list", "play"]))
+    );
+    assert_eq!(read, want);
+    // A detail without a string `type` is refused, not read as no details.
+    let mut bad: Value = serde_json::from_str(json).unwrap();
+    bad["request"]["authorization_details"][0]["type"] = json!(7);
+    assert!(serde_json::from_value::<DeviceAuthorization>(bad).is_err());
 }
 
 fn read(json: &str) -> Result<DeviceAuthorization, serde_json::Error> {

@@ -453,8 +453,10 @@ pub enum Endpoint {
     Token,
 }
 
-const DEVICE_AUTHORIZATION_ERRORS: [&str; 6] = [
+const DEVICE_AUTHORIZATION_ERRORS: [&str; 7] = [
     "invalid_request",
+    // RFC 9396 §5: `authorization_details` the grant does not accept.
+    "invalid_authorization_details",
     "invalid_client",
     "unauthorized_client",
     "invalid_scope",

@@ -103,6 +103,12 @@ impl DeviceGrant {
     /// is a request without a challenge from a client that
     /// [requires PKCE](crate::Client::require_pkce).
     ///
+    /// A request may carry `authorization_details` (RFC 9396 §2), a JSON array
+    /// checked by the host's
+    /// [registered types](crate::DeviceGrantBuilder::authorization_detail_types)
+    /// and kept with the request; malformed details, too many, an unknown type
+    /// or a detail its type refuses are `invalid_authorization_details`.
+    ///
     /// `context` is what the host knows of the device's request (address, user
     /// agent…); it is shown to the person at consent.
     pub async fn device_authorization(
@@ -119,6 +125,11 @@ impl DeviceGrant {
             form.get("code_challenge_method")?,
             client.require_pkce,
         )?;
+        // RFC 9396: checked by the host's registered types before any budget is spent.
+        let authorization_details = form
+            .get("authorization_details")?
+            .map(|text| self.inner.detail_types.parse(text))
+            .transpose()?;
         let config = &self.inner.config;
         let now = self.now();
         let id = AuthorizationId::generate();
@@ -160,6 +171,7 @@ impl DeviceGrant {
             expires_at: now + config.lifetime,
             context,
             code_challenge,
+            authorization_details,
         };
         let policy = &config.user_code_policy;
         let mut user_code = policy.generate();

@@ -138,6 +138,14 @@ impl DeviceGrant {
             }
             return match poll.outcome {
                 PollOutcome::Redeem(approval) => {
+                    // RFC 9396: never mint tokens for details wider than the
+                    // request, whatever the store handed back.
+                    if !self.inner.detail_types.is_within(
+                        approval.authorization_details.as_ref(),
+                        record.request.authorization_details.as_ref(),
+                    ) {
+                        return Err(OAuthError::InvalidGrant);
+                    }
                     let Some(taken) = poll.next else {
                         return Err(OAuthError::Contended);
                     };
@@ -226,6 +234,10 @@ impl DeviceGrant {
         // RFC 6749 §5.1: `scope` is required when it differs from the request.
         if response.scope.is_none() && grant.approval.scopes != grant.request.scopes {
             response.scope = Some(grant.approval.scopes.clone());
+        }
+        // RFC 9396 §7: the details the tokens carry.
+        if response.authorization_details.is_none() {
+            response.authorization_details = grant.approval.authorization_details.clone();
         }
         self.emit(
             Event::about(self.now(), EventKind::Redeemed, grant.id, &grant.request)

@@ -21,6 +21,7 @@ use crate::protocol::authorization::{
     Approval, AuthorizationId, DeviceAuthorization, RequestDetails, Status, Subject,
     TransitionError,
 };
+use crate::protocol::authorization_details::AuthorizationDetails;
 use crate::protocol::client::Client;
 use crate::protocol::error::BackendError;
 use crate::protocol::proximity::{proximity, source_network};
@@ -59,6 +60,11 @@ pub enum VerificationError {
     /// The approval grants a scope the device did not request.
     #[error("the approval grants a scope that was not requested")]
     ScopeNotRequested,
+    /// The approval's `authorization_details` (RFC 9396) are not within those
+    /// the device requested, or a registered type refuses them. Nothing was
+    /// changed.
+    #[error("the approval grants authorization details that were not requested")]
+    AuthorizationDetailsNotRequested,
     /// The consent policy asks for a step-up for this request, from this
     /// address, now, and the approval came without a [`StepUpProof`] that
     /// covers it (none, another subject's, or one older than the request).
@@ -253,6 +259,8 @@ pub struct Approve {
     scopes: Option<ScopeSet>,
     step_up: Option<StepUpProof>,
     data: Option<ApprovalData>,
+    /// `None`: all those requested, read from the record at commit time.
+    authorization_details: Option<AuthorizationDetails>,
 }
 
 impl Approve {
@@ -264,6 +272,7 @@ impl Approve {
             scopes: None,
             step_up: None,
             data: None,
+            authorization_details: None,
         }
     }
 
@@ -289,6 +298,17 @@ impl Approve {
         self
     }
 
+    /// Grants only `granted` of the `authorization_details` the device
+    /// requested (RFC 9396), instead of all of them: each must be within a
+    /// requested detail of its type by that type's rule
+    /// ([`AuthorizationDetailType::is_within`](crate::AuthorizationDetailType::is_within))
+    /// and pass its validator, or the approval is refused with
+    /// [`VerificationError::AuthorizationDetailsNotRequested`].
+    pub fn authorization_details(mut self, granted: AuthorizationDetails) -> Self {
+        self.authorization_details = Some(granted);
+        self
+    }
+
     /// The approving subject.
     pub fn subject(&self) -> &Subject {
         &self.subject
@@ -306,6 +326,14 @@ pub struct PendingRequest {
     pub request: Arc<RequestDetails>,
     /// How long ago the device asked, at the time of the look-up.
     pub age: Duration,
+}
+
+impl PendingRequest {
+    /// The `authorization_details` the device requested (RFC 9396), to show
+    /// the person and to narrow with [`Approve::authorization_details`].
+    pub fn authorization_details(&self) -> Option<&AuthorizationDetails> {
+        self.request.authorization_details.as_ref()
+    }
 }
 
 impl DeviceGrant {
@@ -516,6 +544,7 @@ impl DeviceGrant {
             scopes,
             step_up,
             data,
+            authorization_details: granted_details,
         } = approval;
         let approved_at = self.now();
         // The client's registration as it is now, not as it was when the
@@ -559,11 +588,25 @@ impl DeviceGrant {
                             return Err(VerificationError::Refused { signals });
                         }
                     }
+                    let authorization_details = match &granted_details {
+                        None => request.authorization_details.clone(),
+                        Some(g) => {
+                            let types = &self.inner.detail_types;
+                            // Empty: the person granted none of them.
+                            if (!g.is_empty() && types.check(g).is_err())
+                                || !types.is_within(Some(g), request.authorization_details.as_ref())
+                            {
+                                return Err(VerificationError::AuthorizationDetailsNotRequested);
+                            }
+                            Some(g.clone())
+                        }
+                    };
                     let approval = Approval {
                         subject: subject.clone(),
                         scopes: granted.clone(),
                         approved_at,
                         data: data.clone(),
+                        authorization_details,
                     };
                     record.approve(approval, now).map_err(transition_error)
                 },
@@ -575,6 +618,9 @@ impl DeviceGrant {
                             && a.approved_at == approved_at
                             && a.data == data
                             && scopes.as_ref().is_none_or(|s| *s == a.scopes)
+                            && granted_details
+                                .as_ref()
+                                .is_none_or(|g| a.authorization_details.as_ref() == Some(g))
                     })
                 },
             )

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::protocol::authorization::{Approval, AuthorizationId, RequestDetails};
+use crate::protocol::authorization_details::AuthorizationDetails;
 use crate::protocol::client::Client;
 use crate::protocol::dpop::{DPOP_TOKEN_TYPE, JwkThumbprint};
 use crate::protocol::error::BackendError;
@@ -19,7 +20,8 @@ pub struct ApprovedGrant {
     pub client: Arc<Client>,
     /// The request as the device made it.
     pub request: Arc<RequestDetails>,
-    /// The person's approval: subject, granted scopes, time, host data.
+    /// The person's approval: subject, granted scopes and authorization
+    /// details, time, host data.
     pub approval: Arc<Approval>,
     /// The thumbprint of the key of the token request's DPoP proof (RFC
     /// 9449), when the request carried a valid one: bind the tokens to it
@@ -162,6 +164,10 @@ pub struct TokenResponse {
     /// `id_token` (OpenID Connect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<Token>,
+    /// `authorization_details` (RFC 9396 §7): those the tokens grant. Left
+    /// `None` by the issuer, the crate sets them to the approval's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<AuthorizationDetails>,
     /// Any other members.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -178,6 +184,7 @@ impl std::fmt::Debug for TokenResponse {
             .field("refresh_token", &self.refresh_token)
             .field("scope", &self.scope)
             .field("id_token", &self.id_token)
+            .field("authorization_details", &self.authorization_details)
             .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -193,6 +200,7 @@ impl TokenResponse {
             refresh_token: None,
             scope: None,
             id_token: None,
+            authorization_details: None,
             extra: BTreeMap::new(),
         }
     }

@@ -7,6 +7,7 @@ use crate::host::store::{Inserted, Store};
 use crate::protocol::authorization::{
     AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails, Status,
 };
+use crate::protocol::authorization_details::AuthorizationDetails;
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
@@ -48,7 +49,7 @@ struct Slot {
 
 /// A record as the store keeps it: a [`DeviceAuthorization`] in one allocation
 /// instead of two (the record and its `Arc<RequestDetails>`), with the request
-/// context and code challenge boxed only when the device sent one and the
+/// context, code challenge and authorization details boxed only when the device sent one and the
 /// status only once it is no longer pending. Reads build the
 /// `DeviceAuthorization` back.
 struct Stored {
@@ -71,6 +72,7 @@ struct Stored {
 struct Extras {
     context: RequestContext,
     code_challenge: Option<CodeChallenge>,
+    authorization_details: Option<AuthorizationDetails>,
 }
 
 impl Stored {
@@ -79,7 +81,8 @@ impl Stored {
         let empty = c.ip.is_none()
             && c.user_agent.is_none()
             && c.extra.is_empty()
-            && r.request.code_challenge.is_none();
+            && r.request.code_challenge.is_none()
+            && r.request.authorization_details.is_none();
         Self {
             device_code_hash: r.device_code_hash,
             user_code_hash: r.user_code_hash,
@@ -92,6 +95,7 @@ impl Stored {
                 Box::new(Extras {
                     context: c.clone(),
                     code_challenge: r.request.code_challenge.clone(),
+                    authorization_details: r.request.authorization_details.clone(),
                 })
             }),
             status: None,
@@ -137,6 +141,10 @@ impl Stored {
                     .map(|e| e.context.clone())
                     .unwrap_or_default(),
                 code_challenge: self.extras.as_ref().and_then(|e| e.code_challenge.clone()),
+                authorization_details: self
+                    .extras
+                    .as_ref()
+                    .and_then(|e| e.authorization_details.clone()),
             }),
             status: self.status.as_deref().cloned().unwrap_or(Status::Pending),
             interval: self.interval,

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use crate::host::issuer::ApprovalData;
+use crate::protocol::authorization_details::AuthorizationDetails;
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::pkce::CodeChallenge;
@@ -131,6 +132,11 @@ pub struct RequestDetails {
     /// the exact shape they had.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<CodeChallenge>,
+    /// The `authorization_details` the device asked for (RFC 9396), if any,
+    /// as the host's registered types accepted them. Stored only when
+    /// present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<AuthorizationDetails>,
 }
 
 /// The person the request was approved for: the host's stable user identifier.
@@ -163,6 +169,10 @@ pub struct Approval {
     /// Anything the host attaches for its token issuer (authentication time, ACR…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<ApprovalData>,
+    /// The `authorization_details` granted (RFC 9396): within those
+    /// requested. Stored only when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<AuthorizationDetails>,
 }
 
 impl std::fmt::Debug for Approval {
@@ -180,6 +190,7 @@ impl std::fmt::Debug for Approval {
             .field("scopes", &self.scopes)
             .field("approved_at", &self.approved_at)
             .field("data", &self.data.as_ref().map(|_| Redacted))
+            .field("authorization_details", &self.authorization_details)
             .finish()
     }
 }
@@ -658,6 +669,7 @@ pub(crate) mod tests {
                 expires_at: at(600),
                 context: RequestContext::default(),
                 code_challenge: None,
+                authorization_details: None,
             },
             Interval::DEFAULT,
             Duration::seconds(300),
@@ -670,6 +682,7 @@ pub(crate) mod tests {
             scopes: ScopeSet::parse(scopes).unwrap(),
             approved_at: at(10),
             data: None,
+            authorization_details: None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::protocol::authorization_details::AuthorizationDetailsError;
 use crate::protocol::dpop::DpopError;
 use crate::protocol::pkce::CodeVerifierError;
 use crate::protocol::polling::Interval;
@@ -41,6 +42,8 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// `invalid_dpop_proof` (RFC 9449 §12.2).
     InvalidDpopProof,
+    /// `invalid_authorization_details` (RFC 9396 §5).
+    InvalidAuthorizationDetails,
 }
 
 impl ErrorCode {
@@ -60,6 +63,7 @@ impl ErrorCode {
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::InvalidAuthorizationDetails => "invalid_authorization_details",
         }
     }
 }
@@ -263,6 +267,11 @@ pub enum OAuthError {
     /// `invalid_dpop_proof` (HTTP 400); nothing changed.
     #[error(transparent)]
     DpopProof(#[from] DpopError),
+    /// The request's `authorization_details` (RFC 9396) are malformed, too
+    /// many, of a type the host does not accept, or refused by the type's
+    /// validator. Sent as `invalid_authorization_details`.
+    #[error(transparent)]
+    InvalidAuthorizationDetails(#[from] AuthorizationDetailsError),
     /// The token request's `grant_type` is not the device code grant.
     #[error("unsupported grant type")]
     UnsupportedGrantType,
@@ -362,6 +371,7 @@ impl OAuthError {
             Self::InvalidGrant | Self::CodeVerifier(_) => ErrorCode::InvalidGrant,
             Self::DpopProof(_) => ErrorCode::InvalidDpopProof,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+            Self::InvalidAuthorizationDetails(_) => ErrorCode::InvalidAuthorizationDetails,
             Self::AuthorizationPending => ErrorCode::AuthorizationPending,
             Self::SlowDown { .. } => ErrorCode::SlowDown,
             Self::AccessDenied | Self::RedemptionRefused => ErrorCode::AccessDenied,

@@ -6,6 +6,7 @@
 //! exhaustively without a runtime.
 
 pub(crate) mod authorization;
+pub(crate) mod authorization_details;
 pub(crate) mod client;
 pub(crate) mod device_code;
 pub(crate) mod dpop;

@@ -182,6 +182,7 @@ fn fresh(now: OffsetDateTime) -> DeviceAuthorization {
             expires_at: now + Duration::seconds(600),
             context: RequestContext::default(),
             code_challenge: None,
+            authorization_details: None,
         },
         Interval::DEFAULT,
         Duration::seconds(600),
@@ -194,6 +195,7 @@ fn approval(now: OffsetDateTime) -> Approval {
         scopes: ScopeSet::new(),
         approved_at: now,
         data: None,
+        authorization_details: None,
     }
 }
 

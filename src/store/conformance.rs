@@ -188,6 +188,7 @@ fn pending_with_user_code(base: OffsetDateTime, user_code: UserCodeHash) -> Devi
             expires_at: base + Duration::seconds(EXPIRES_IN),
             context: RequestContext::default(),
             code_challenge: None,
+            authorization_details: None,
         },
         Interval::DEFAULT,
         Duration::seconds(PURGE_IN - EXPIRES_IN),
@@ -200,6 +201,7 @@ fn approval(base: OffsetDateTime, who: &str) -> Approval {
         scopes: ScopeSet::parse("openid").expect("valid scopes"),
         approved_at: base,
         data: None,
+        authorization_details: None,
     }
 }
 
@@ -347,7 +349,7 @@ pub async fn insert_and_look_up(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
 }
 
 /// Every field survives storage exactly: context, PKCE code challenge,
-/// approval data, times with sub-second precision, interval and last poll.
+/// authorization details (requested and granted), approval data, times with sub-second precision, interval and last poll.
 pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     let base = base_time();
     let mut record = pending_record(base);
@@ -360,6 +362,13 @@ pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Sto
     };
     Arc::make_mut(&mut record.request).code_challenge =
         CodeChallenge::from_verifier("conformance-verifier-0123456789-abcdefghijklmnopqrstuvwxyz");
+    Arc::make_mut(&mut record.request).authorization_details = Some(
+        serde_json::from_value(serde_json::json!([
+            {"type": "media_library", "actions": ["list", "play"], "locations": ["https://media.example/ü"]},
+            {"type": "payment", "amount": {"value": "1.50", "currency": "EUR"}},
+        ]))
+        .expect("valid details"),
+    );
     insert(&*store, &record, base).await;
     let mut next = record
         .approve(
@@ -369,6 +378,12 @@ pub async fn records_round_trip_exactly(store: Arc<dyn Store>, peer: Arc<dyn Sto
                 approved_at: base + Duration::milliseconds(250),
                 data: Some(
                     crate::ApprovalData::new(&serde_json::json!({"acr": "mfa", "auth_time": 1_700_000_000, "nested": [1, {"x": null}]})).expect("JSON serializes"),
+                ),
+                authorization_details: Some(
+                    serde_json::from_value(serde_json::json!([
+                        {"type": "media_library", "actions": ["play"], "locations": ["https://media.example/ü"]},
+                    ]))
+                    .expect("valid details"),
                 ),
             },
             base,

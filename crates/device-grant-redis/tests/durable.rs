@@ -309,6 +309,7 @@ fn approval(base: time::OffsetDateTime) -> Approval {
         scopes: ScopeSet::parse("openid").expect("valid scopes"),
         approved_at: base,
         data: None,
+        authorization_details: None,
     }
 }
 

@@ -6,7 +6,7 @@
 //! | `GET /api/verification/session` | who is signed in, and the CSRF token for the calls below |
 //! | `POST /api/verification/lookup` `{"user_code"}` | finds the pending request, gives its handle and what the consent page shows |
 //! | `GET /api/verification/requests/{handle}` | the request again, as the crate sees it now |
-//! | `POST /api/verification/requests/{handle}/approve` `{"scopes"?, "password"?, "own_device"?}` | approves all or some of the requested scopes |
+//! | `POST /api/verification/requests/{handle}/approve` `{"scopes"?, "authorization_details"?, "password"?, "own_device"?}` | approves all or some of the requested scopes and authorization details |
 //! | `POST /api/verification/requests/{handle}/deny` | denies |
 //!
 //! The rules are the pages' rules:
@@ -33,8 +33,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use device_grant::store::LimiterKey;
 use device_grant::{
-    ApprovalData, Approve, Assessment, CodeEntry, ConsentDecision, PendingRequest, Proximity,
-    ScopeSet, StepUpProof, Subject, VerificationError,
+    ApprovalData, Approve, Assessment, AuthorizationDetails, CodeEntry, ConsentDecision,
+    PendingRequest, Proximity, ScopeSet, StepUpProof, Subject, VerificationError,
 };
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -43,7 +43,7 @@ use tower_sessions::Session;
 use super::address::ClientIp;
 use super::pages::{self, Pending};
 use super::session::Cookies;
-use super::{State, accounts};
+use super::{State, accounts, media};
 
 /// The header that carries the CSRF token.
 const CSRF_HEADER: &str = "x-csrf-token";
@@ -57,6 +57,9 @@ pub(crate) struct Lookup {
 pub(crate) struct Approval {
     /// The scopes granted; absent: all those requested.
     scopes: Option<Vec<String>>,
+    /// The authorization details granted (RFC 9396); absent: all those
+    /// requested.
+    authorization_details: Option<AuthorizationDetails>,
     /// The step-up: the password again…
     #[serde(default)]
     password: String,
@@ -304,6 +307,9 @@ async fn decide(
                 },
             }
             .data(data);
+            if let Some(granted) = form.authorization_details {
+                approve = approve.authorization_details(granted);
+            }
             if stepped_up {
                 approve = approve.stepped_up(StepUpProof::reauthenticated(&subject, now));
             }
@@ -332,6 +338,13 @@ async fn decide(
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
                 "Only scopes the device asked for can be granted.",
+            );
+        }
+        Err(VerificationError::AuthorizationDetailsNotRequested) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_authorization_details",
+                "Only authorization details within those the device asked for can be granted.",
             );
         }
         _ => {}
@@ -379,6 +392,13 @@ fn view(found: &PendingRequest, assessment: &Assessment) -> Value {
         "handle": found.ticket.id().to_string(),
         "client": { "id": request.client_id.as_str(), "name": found.client.name },
         "scopes": scopes,
+        // RFC 9396: as requested, and in words for the screen.
+        "authorization_details": found.authorization_details().map(|details| {
+            details
+                .iter()
+                .map(|d| json!({ "detail": d, "description": media::describe(d) }))
+                .collect::<Vec<_>>()
+        }),
         "device": {
             "ip": request.context.ip.map(|ip| ip.to_string()),
             "user_agent": request.context.user_agent.as_deref(),

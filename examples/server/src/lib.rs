@@ -18,6 +18,7 @@ pub mod audit;
 pub mod cli;
 mod headless;
 mod jwt;
+mod media;
 mod oauth;
 mod pages;
 mod security;
@@ -387,6 +388,7 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
         .events(events)
         .consent_policy(options.consent_policy)
         .policy_mode(options.policy_mode)
+        .authorization_detail_types(media::detail_types())
         .build();
     if let Some(every) = options.purge_every {
         spawn_purge(grant.clone(), every);

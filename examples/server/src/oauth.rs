@@ -35,10 +35,12 @@ pub(crate) async fn metadata(state: State) -> Json<serde_json::Value> {
     if let Some(map) = document.as_object_mut() {
         // Adds device_authorization_endpoint, the device code grant type, the
         // client authentication methods the crate accepts and its PKCE
-        // methods (`code_challenge_methods_supported`: S256),
-        // and the DPoP proof algorithms its token endpoint verifies.
+        // methods (`code_challenge_methods_supported`: S256), the DPoP proof
+        // algorithms its token endpoint verifies, and the registered
+        // authorization details types (RFC 9396 §10).
         Metadata::new(format!("{issuer}/device_authorization"))
             .dpop(state.dpop.supported_algorithms())
+            .authorization_details_types(state.grant.authorization_detail_types())
             .merge_into(map);
     }
     Json(document)
@@ -192,6 +194,10 @@ pub(crate) async fn me(state: State, headers: HeaderMap) -> Response {
         "client_id": grant.client_id.as_str(),
         "scope": grant.scopes.to_string(),
     });
+    // RFC 9396: what the person granted beyond scopes, when they did.
+    if let Some(details) = &grant.authorization_details {
+        body["authorization_details"] = serde_json::json!(details);
+    }
     if let Some(jkt) = grant.jkt {
         // RFC 9449 §6.2: what introspection says of a bound token.
         body["cnf"] = serde_json::json!({ "jkt": jkt.to_base64url() });

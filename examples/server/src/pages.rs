@@ -26,7 +26,7 @@ use super::address::ClientIp;
 use super::security::{self, MAX_USERNAME, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_NETWORK};
 use super::session::Cookies;
 use super::views::qr_svg;
-use super::{App, State, accounts};
+use super::{App, State, accounts, media};
 
 /// Session keys.
 const USER: &str = "user";
@@ -170,6 +170,9 @@ pub(crate) struct DecisionForm {
     /// …and the ticked "I started this myself, on a device in front of me".
     #[serde(default)]
     own_device: String,
+    /// The authorization details' action boxes left ticked: `grant_{detail}_{action}`.
+    #[serde(flatten)]
+    grants: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -595,6 +598,20 @@ fn render_consent(
             }
         })
         .collect();
+    // RFC 9396: what each requested detail asks for, with a box per action.
+    let details: Vec<_> = request
+        .authorization_details
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(index, detail)| {
+            let actions: Vec<_> = media::actions_of(detail)
+                .into_iter()
+                .map(|(name, words)| context! { name, words })
+                .collect();
+            context! { index, lines => media::describe(detail), actions }
+        })
+        .collect();
     let signals = &assessment.signals;
     let proximity = match signals.proximity {
         Proximity::SameAddress | Proximity::SameNetwork => "same",
@@ -611,6 +628,7 @@ fn render_consent(
             client_name => pending.client_name,
             client_id => request.client_id.as_str(),
             scopes,
+            details,
             device_ip => request.context.ip.map(|ip: IpAddr| ip.to_string()),
             approver_ip => signals.approver_ip.map(|ip: IpAddr| ip.to_string()),
             device_user_agent => request.context.user_agent.as_deref().map(|ua| cut(ua, DEVICE_CLAIM)),
@@ -697,6 +715,15 @@ pub(crate) async fn decide(
                 return unavailable();
             };
             let mut approval = Approve::as_requested(subject.clone(), ip).data(data);
+            if let Some(requested) = &pending.request.authorization_details {
+                let ticked = |i: usize, action: &str| {
+                    form.grants
+                        .get(&format!("grant_{i}_{action}"))
+                        .map(String::as_str)
+                        == Some("yes")
+                };
+                approval = approval.authorization_details(media::narrowed(requested, ticked));
+            }
             if stepped_up {
                 approval = approval.stepped_up(StepUpProof::reauthenticated(&subject, now));
             }

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use device_grant::{
-    ApprovedGrant, AuthorizationId, BackendError, ClientId, Clock, DPOP_TOKEN_TYPE, JwkThumbprint,
-    ScopeSet, TokenIssuer, TokenResponse,
+    ApprovedGrant, AuthorizationDetails, AuthorizationId, BackendError, ClientId, Clock,
+    DPOP_TOKEN_TYPE, JwkThumbprint, ScopeSet, TokenIssuer, TokenResponse,
 };
 use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -42,6 +42,8 @@ pub(crate) struct AccessGrant {
     pub scopes: ScopeSet,
     /// The key the token is bound to (`cnf.jkt`), if it is DPoP-bound.
     pub jkt: Option<JwkThumbprint>,
+    /// The authorization details (RFC 9396) the person granted.
+    pub authorization_details: Option<AuthorizationDetails>,
     expires_at: OffsetDateTime,
     grant: AuthorizationId,
 }
@@ -54,6 +56,7 @@ struct RefreshGrant {
     /// What the person approved: every refresh token of the family keeps it,
     /// however narrow the access tokens asked for (RFC 6749 §6).
     scopes: ScopeSet,
+    authorization_details: Option<AuthorizationDetails>,
     grant: AuthorizationId,
     // The person's details put in ID tokens, as approved at consent.
     claims: serde_json::Value,
@@ -222,6 +225,7 @@ impl Tokens {
             &old.subject,
             client_id,
             &scopes,
+            old.authorization_details.as_ref(),
             old.grant,
             &old.claims,
             jkt,
@@ -253,6 +257,7 @@ impl Tokens {
         subject: &str,
         client_id: &ClientId,
         scopes: &ScopeSet,
+        authorization_details: Option<&AuthorizationDetails>,
         grant: AuthorizationId,
         claims: &serde_json::Value,
         jkt: Option<JwkThumbprint>,
@@ -275,6 +280,7 @@ impl Tokens {
                 client_id: client_id.clone(),
                 scopes: scopes.clone(),
                 jkt,
+                authorization_details: authorization_details.cloned(),
                 expires_at: now + self.access_lifetime,
                 grant,
             },
@@ -331,6 +337,7 @@ impl TokenIssuer for Tokens {
             approval.subject.as_str(),
             &grant.client.id,
             &approval.scopes,
+            approval.authorization_details.as_ref(),
             grant.id,
             &claims,
             grant.dpop_jkt,
@@ -340,6 +347,7 @@ impl TokenIssuer for Tokens {
                 subject: approval.subject.as_str().to_owned(),
                 client_id: grant.client.id.clone(),
                 scopes: approval.scopes.clone(),
+                authorization_details: approval.authorization_details.clone(),
                 grant: grant.id,
                 claims,
                 jkt: grant.dpop_jkt,

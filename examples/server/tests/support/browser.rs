@@ -221,6 +221,18 @@ impl Form {
         self
     }
 
+    /// Unticks the checkbox `name`, which must exist and be ticked.
+    pub fn uncheck(mut self, name: &str) -> Self {
+        let at = self
+            .fields
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no ticked checkbox {name} in {:?}", self.action));
+        let unticked = self.fields.remove(at);
+        self.unchecked.push(unticked);
+        self
+    }
+
     /// Types `value` into the input `name`, which must exist.
     pub fn fill(mut self, name: &str, value: &str) -> Self {
         let field = self
