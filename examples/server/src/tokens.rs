@@ -221,15 +221,7 @@ impl Tokens {
         // A bound family stays bound; an unbound one gets an access token
         // bound to this request's key, if it sent a proof.
         let jkt = old.jkt.or(proof);
-        let mut response = self.mint(
-            &old.subject,
-            client_id,
-            &scopes,
-            old.authorization_details.as_ref(),
-            old.grant,
-            &old.claims,
-            jkt,
-        );
+        let mut response = self.mint(&old, &scopes, jkt);
         // The family goes on with what was approved, whatever this access
         // token was narrowed to.
         let refresh_token = self.new_refresh_token(&old, old.scopes.clone());
@@ -252,16 +244,15 @@ impl Tokens {
         token
     }
 
+    /// An access token (and an ID token for `openid`) for `scopes` of what
+    /// `family` holds, bound to `jkt` if it is set.
     fn mint(
         &self,
-        subject: &str,
-        client_id: &ClientId,
+        family: &RefreshGrant,
         scopes: &ScopeSet,
-        authorization_details: Option<&AuthorizationDetails>,
-        grant: AuthorizationId,
-        claims: &serde_json::Value,
         jkt: Option<JwkThumbprint>,
     ) -> TokenResponse {
+        let (subject, client_id) = (family.subject.as_str(), &family.client_id);
         let now = self.clock.now();
         let access_token = random_token();
         let mut response = TokenResponse::bearer(access_token.clone());
@@ -280,14 +271,14 @@ impl Tokens {
                 client_id: client_id.clone(),
                 scopes: scopes.clone(),
                 jkt,
-                authorization_details: authorization_details.cloned(),
+                authorization_details: family.authorization_details.clone(),
                 expires_at: now + self.access_lifetime,
-                grant,
+                grant: family.grant,
             },
         );
         drop(tables);
         if scopes.contains("openid") {
-            let id_token = self.id_token(subject, client_id, scopes, claims, now);
+            let id_token = self.id_token(subject, client_id, scopes, &family.claims, now);
             response.id_token = Some(device_grant::Token::new(id_token));
         }
         response
@@ -333,25 +324,17 @@ impl TokenIssuer for Tokens {
             .and_then(|data| data.decode().ok())
             .unwrap_or_default();
         self.issued.fetch_add(1, Ordering::SeqCst);
-        let mut response = self.mint(
-            approval.subject.as_str(),
-            &grant.client.id,
-            &approval.scopes,
-            approval.authorization_details.as_ref(),
-            grant.id,
-            &claims,
-            grant.dpop_jkt,
-        );
+        let family = RefreshGrant {
+            subject: approval.subject.as_str().to_owned(),
+            client_id: grant.client.id.clone(),
+            scopes: approval.scopes.clone(),
+            authorization_details: approval.authorization_details.clone(),
+            grant: grant.id,
+            claims,
+            jkt: grant.dpop_jkt,
+        };
+        let mut response = self.mint(&family, &approval.scopes, grant.dpop_jkt);
         if approval.scopes.contains("offline_access") {
-            let family = RefreshGrant {
-                subject: approval.subject.as_str().to_owned(),
-                client_id: grant.client.id.clone(),
-                scopes: approval.scopes.clone(),
-                authorization_details: approval.authorization_details.clone(),
-                grant: grant.id,
-                claims,
-                jkt: grant.dpop_jkt,
-            };
             let token = self.new_refresh_token(&family, approval.scopes.clone());
             response.refresh_token = Some(device_grant::Token::new(token));
         }
