@@ -621,17 +621,18 @@ fn check_device_success(r: &DeviceAuthorizationResponse, policy: &UserCodePolicy
     let normalized = policy.normalize(user_code).expect("user_code is a code");
     assert_eq!(normalized.display(), user_code);
     assert_eq!(b["verification_uri"].as_str(), Some(VERIFICATION_URI));
-    let complete = b["verification_uri_complete"]
-        .as_str()
-        .expect("verification_uri_complete is on by default");
-    let query = complete
-        .strip_prefix(VERIFICATION_URI)
-        .and_then(|rest| rest.strip_prefix('?'))
-        .expect("the complete URI extends verification_uri");
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    assert_eq!(pairs, [("user_code".to_owned(), user_code.to_owned())]);
+    // Only for clients that ask for it (the caller checks which).
+    if let Some(complete) = b.get("verification_uri_complete") {
+        let query = complete
+            .as_str()
+            .and_then(|c| c.strip_prefix(VERIFICATION_URI))
+            .and_then(|rest| rest.strip_prefix('?'))
+            .expect("the complete URI extends verification_uri");
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        assert_eq!(pairs, [("user_code".to_owned(), user_code.to_owned())]);
+    }
     assert_eq!(b["expires_in"].as_u64(), Some(LIFETIME_SECS as u64));
     assert_eq!(b["interval"].as_u64(), Some(INTERVAL_SECS));
     assert!(!format!("{r:?}").contains(device_code));
@@ -1145,7 +1146,7 @@ pub fn device_authorization(data: &[u8]) {
         );
         match &result {
             Ok(r) => {
-                check_device_success(r, &world.policy);
+                let reply = check_device_success(r, &world.policy);
                 let found = block_on(world.grant.verify(
                     r.user_code.display(),
                     &CodeEntry::from_key(LimiterKey::new("check")),
@@ -1153,6 +1154,11 @@ pub fn device_authorization(data: &[u8]) {
                 .expect("a new request is found by its user code");
                 let owner = found.request.client_id.as_str().to_owned();
                 assert!(["tv-app", "printer"].contains(&owner.as_str()), "{owner}");
+                // The link only for the client registered to get it.
+                assert_eq!(
+                    reply.body.contains_key("verification_uri_complete"),
+                    owner == "tv-app"
+                );
                 assert!(
                     found
                         .request
