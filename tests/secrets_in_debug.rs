@@ -540,6 +540,20 @@ const NOT_SECRET_TYPES: &[(&str, &str)] = &[
         "CodeVerifierError",
         "why a PKCE verifier was refused; holds no verifier",
     ),
+    (
+        "AuthorizationDetail",
+        "RFC 9396 details of what a device asks for: shown to the person at consent and \
+         returned with the tokens, no credential",
+    ),
+    (
+        "AuthorizationDetails",
+        "RFC 9396 details of what a device asks for: shown to the person at consent and \
+         returned with the tokens, no credential",
+    ),
+    (
+        "AuthorizationDetailsError",
+        "why authorization_details were refused: a type name or a limit, no credential",
+    ),
 ];
 
 /// Fields whose name looks secret but which carry none: (type, field, why).
@@ -547,6 +561,16 @@ const NOT_SECRET_FIELDS: &[(&str, &str, &str)] = &[
     ("Config", "user_code_tries", "a count of draws"),
     ("ConfigBuilder", "user_code_tries", "a count of draws"),
     ("Metadata", "device_authorization_endpoint", "a public URL"),
+    (
+        "AuthorizationDetail",
+        "0",
+        "the JSON object of one RFC 9396 detail: shown to the person, no credential",
+    ),
+    (
+        "Metadata",
+        "authorization_details_types_supported",
+        "public RFC 9396 type names",
+    ),
     (
         "Metadata",
         "token_endpoint_auth_methods_supported",

@@ -214,7 +214,7 @@ async fn an_unacknowledged_redeem_hands_out_no_tokens(primary: &str, replica: &s
 }
 
 fn grant_on(store: Arc<dyn Store>, issuer: Arc<Issuer>) -> DeviceGrant {
-    let mut tv = Client::new("tv-app", vec![AuthMethod::None]);
+    let mut tv = Client::for_device_grant("tv-app", vec![AuthMethod::None]);
     tv.allowed_scopes = ScopeSet::parse("openid profile").expect("valid scopes");
     tv.default_scopes = ScopeSet::parse("profile").expect("valid scopes");
     let config = Config::builder(
