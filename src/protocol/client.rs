@@ -165,7 +165,7 @@ pub struct Client {
     /// Whether the device authorization response carries
     /// `verification_uri_complete` (RFC 8628 §3.3.1) for this client, when
     /// the deployment allows it at all
-    /// ([`ConfigBuilder::complete_uri`](crate::ConfigBuilder::complete_uri)).
+    /// ([`ConfigBuilder::verification_uri_complete`](crate::ConfigBuilder::verification_uri_complete)).
     /// Default `false`: a link with the code in it is what a phisher sends
     /// (RFC 10027); set it for devices that show a QR code. The verification
     /// page must still have the person confirm the code they see on their
