@@ -88,8 +88,9 @@ store_url() {
             echo "redis://127.0.0.1:$redis_port/15"
             ;;
         redis-cluster)
-            local node
-            for node in $(redis-cli -c -u "${DEVICE_GRANT_REDIS_CLUSTER_URL/redis+cluster/redis}" cluster nodes |
+            local node first=${DEVICE_GRANT_REDIS_CLUSTER_URL#*://}
+            first=${first%%[,/]*}
+            for node in $(redis-cli -h "${first%:*}" -p "${first#*:}" cluster nodes |
                 awk '$3 ~ /master/ { split($2, a, "@"); print a[1] }'); do
                 redis-cli -h "${node%:*}" -p "${node#*:}" FLUSHALL >/dev/null
             done
