@@ -572,6 +572,11 @@ impl DeviceGrant {
                     let verdict =
                         self.approval_verdict(&client, request, granted, signals, Some(&subject));
                     decided = Some((verdict, signals, request.clone()));
+                    // A scope the device never asked for is that, whatever
+                    // the ceiling says of it.
+                    if !granted.is_subset(&request.scopes) {
+                        return Err(VerificationError::ScopeNotRequested);
+                    }
                     if !granted.is_subset(client.device_scope_ceiling()) {
                         return Err(VerificationError::ScopeAboveCeiling);
                     }
