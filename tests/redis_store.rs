@@ -139,7 +139,10 @@ async fn corrupt_redis_record_is_a_500_server_error() {
         .await
         .unwrap();
     let key = format!("{prefix}:dc:{}", hex(codes.device_code.hash().as_bytes()));
+    // The whole record: its JSON, and the pace fields a pending poll is
+    // judged by.
     let _: () = conn.hset(&key, "r", "{not json").await.unwrap();
+    let _: () = conn.hset(&key, "i", "not a number").await.unwrap();
     let err = store
         .by_device_code(&codes.device_code.hash())
         .await

@@ -8,12 +8,13 @@ use crate::grant::DeviceGrant;
 use crate::host::consent::{ConsentDecision, PolicyCheck, PolicyStep, PolicyVerdict};
 use crate::host::events::{Event, EventKind};
 use crate::host::issuer::{ApprovedGrant, TokenResponse};
+use crate::host::store::{PollAttempt, Polled, whole_micros};
 use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome, RequestDetails};
 use crate::protocol::client::Client;
 use crate::protocol::device_code;
 use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::error::OAuthError;
-use crate::protocol::pkce;
+use crate::protocol::pkce::{self, CodeChallenge};
 use crate::protocol::response::HttpResponse;
 
 /// The `grant_type` of the device code grant.
@@ -93,8 +94,40 @@ impl DeviceGrant {
         let dpop_jkt = None;
         let hash = device_code::hash(device_code);
         let store = &self.inner.store;
+        // The most frequent request of the grant, a pending poll, in one round
+        // trip where the store can judge its pace itself. Anything else (a
+        // client withdrawn from the grant, a malformed verifier, a record that
+        // is not this client's pending one) takes the general path below.
+        let mut read = None;
+        let derived = verifier.map(CodeChallenge::from_verifier);
+        if client.device_grant && !matches!(derived, Some(None)) {
+            let challenge = derived.flatten();
+            let attempt = PollAttempt::new(
+                &client.id,
+                challenge.as_ref(),
+                self.now(),
+                &self.inner.config.polling,
+            );
+            match store.poll(&hash, &attempt).await? {
+                Polled::Pending => return Err(OAuthError::AuthorizationPending),
+                Polled::SlowDown(interval, record) => {
+                    self.emit(Event::about(
+                        attempt.now,
+                        EventKind::SlowDown { interval },
+                        record.id,
+                        &record.request,
+                    ));
+                    return Err(OAuthError::SlowDown { interval });
+                }
+                Polled::Undecided(record) => read = Some(record),
+            }
+        }
         for _ in 0..CAS_ROUNDS {
-            let Some(record) = store.by_device_code(&hash).await? else {
+            let found = match read.take() {
+                Some(found) => found,
+                None => store.by_device_code(&hash).await?,
+            };
+            let Some(record) = found else {
                 return Err(withdrawn());
             };
             if record.request.client_id != client.id {
@@ -114,7 +147,8 @@ impl DeviceGrant {
                 ));
                 return Err(refused.into());
             }
-            let now = self.now();
+            // Whole microseconds, as a store that judges polls keeps them.
+            let now = whole_micros(self.now());
             let poll = record.poll(now, &self.inner.config.polling);
             // Built only for the outcomes that emit an event: a pending poll, the
             // most common request of all, has no use for one.

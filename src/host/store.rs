@@ -3,8 +3,11 @@
 use time::OffsetDateTime;
 
 use crate::protocol::authorization::DeviceAuthorization;
+use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
+use crate::protocol::pkce::CodeChallenge;
+use crate::protocol::polling::{Interval, PollingRules};
 use crate::protocol::user_code::UserCodeHash;
 
 /// The outcome of [`Store::insert`].
@@ -15,6 +18,98 @@ pub enum Inserted {
     /// A live record holds the same user-code hash; nothing was stored. The caller
     /// draws another user code.
     UserCodeTaken,
+}
+
+/// A token request's poll of a device code, as [`Store::poll`] sees it: what
+/// the record must match for the store to decide the poll itself.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct PollAttempt<'a> {
+    /// The authenticated client: the record's `request.client_id` must be it.
+    pub client_id: &'a ClientId,
+    /// The `S256` challenge of the request's `code_verifier`, `None` without
+    /// one: the record's `request.code_challenge` must equal it (both `None`,
+    /// or the same digest).
+    pub challenge: Option<&'a CodeChallenge>,
+    /// The crate's clock, in whole microseconds.
+    pub now: OffsetDateTime,
+    /// The pace rules (`leeway`, `max_interval`) to judge the poll by.
+    pub rules: &'a PollingRules,
+}
+
+impl<'a> PollAttempt<'a> {
+    /// An attempt by `client_id` at `now` (truncated to whole microseconds,
+    /// the precision every store keeps), under `rules`.
+    pub fn new(
+        client_id: &'a ClientId,
+        challenge: Option<&'a CodeChallenge>,
+        now: OffsetDateTime,
+        rules: &'a PollingRules,
+    ) -> Self {
+        Self {
+            client_id,
+            challenge,
+            now: whole_micros(now),
+            rules,
+        }
+    }
+
+    /// Whether the store may decide this poll of `record`: the record is
+    /// pending, unexpired at `now`, of this client and this challenge. For
+    /// any other record a store answers [`Polled::Undecided`].
+    pub fn applies_to(&self, record: &DeviceAuthorization) -> bool {
+        record.is_live(self.now)
+            && record.request.client_id == *self.client_id
+            && record.request.code_challenge.as_ref() == self.challenge
+    }
+
+    /// The decision for `record`, for a store that judges polls in Rust:
+    /// `None` when [`applies_to`](Self::applies_to) does not hold, else the
+    /// answer and the record to write in the same atomic step as the read
+    /// (compare-and-set at `record.version`), if any.
+    pub fn judge(
+        &self,
+        record: &DeviceAuthorization,
+    ) -> Option<(Polled, Option<DeviceAuthorization>)> {
+        use crate::protocol::authorization::PollOutcome;
+        if !self.applies_to(record) {
+            return None;
+        }
+        let poll = record.poll(self.now, self.rules);
+        match poll.outcome {
+            PollOutcome::Pending => Some((Polled::Pending, poll.next)),
+            PollOutcome::SlowDown(interval) => {
+                let after = poll.next.clone().unwrap_or_else(|| record.clone());
+                Some((Polled::SlowDown(interval, Box::new(after)), poll.next))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `now` to whole microseconds, towards the past.
+pub(crate) fn whole_micros(now: OffsetDateTime) -> OffsetDateTime {
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
+}
+
+/// The answer of [`Store::poll`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Polled {
+    /// The store judged the poll on time, and wrote `last_poll = now` (and
+    /// the next version): answer `authorization_pending`.
+    Pending,
+    /// The store judged the poll too early: answer `slow_down` with this
+    /// interval. The record is as stored after the poll: with the grown
+    /// interval and the next version, or unchanged when the interval was
+    /// already at [`PollingRules::max_interval`].
+    SlowDown(Interval, Box<DeviceAuthorization>),
+    /// The store did not decide: the record as stored (`None` if there is
+    /// none), read in the same way as [`Store::by_device_code`]. The crate
+    /// then judges the poll itself, and writes with
+    /// [`Store::compare_and_set`].
+    Undecided(Option<DeviceAuthorization>),
 }
 
 /// Where device authorizations live. Records hold only hashes of the codes.
@@ -42,6 +137,8 @@ pub enum Inserted {
 /// | [`compare_and_set`](Store::compare_and_set) | the stored record's version is `expected_version` | `Ok(true)`: replaced by `next` |
 /// | | no record, or another version stored | `Ok(false)`: nothing changed |
 /// | | `next.version != expected_version + 1` | `Ok(false)` allowed (nothing changed) |
+/// | [`poll`](Store::poll) | a record has the hash and [`PollAttempt::applies_to`] it | `Ok(Pending)` or `Ok(SlowDown(..))` having written what [`PollAttempt::judge`] says, or `Ok(Undecided(Some(record)))` having written nothing |
+/// | | otherwise | `Ok(Undecided(record))`: what `by_device_code` returns, nothing written |
 /// | [`purge_expired`](Store::purge_expired) | | `Ok(n)`: deleted the `n` records with `purge_at <= now` |
 /// | any | the backend failed | `Err(_)`: see *Failures* |
 ///
@@ -143,6 +240,31 @@ pub trait Store: Send + Sync {
         expected_version: u64,
         next: &DeviceAuthorization,
     ) -> Result<bool, BackendError>;
+
+    /// Reads the record of `hash` for a token request and, if it is pending,
+    /// judges the poll's pace and writes the outcome, all in one atomic step:
+    /// one round trip for the most frequent request of the grant.
+    ///
+    /// The default reads with [`Store::by_device_code`] and answers
+    /// [`Polled::Undecided`]; the crate then judges and writes with a
+    /// compare-and-set, a second round trip. A store that overrides it must,
+    /// when [`PollAttempt::applies_to`] the record, either decide exactly as
+    /// [`PollAttempt::judge`] (the same answer, and the same record written,
+    /// as one compare-and-set at the version it read) or answer
+    /// `Undecided(Some(record))` having written nothing; for any other
+    /// record, or none, it answers `Undecided` with what it read. Deciding
+    /// runs [RFC 8628 §3.5](https://www.rfc-editor.org/rfc/rfc8628#section-3.5)'s
+    /// pace rules outside Rust: the conformance suite's `polls_match_the_state_machine`
+    /// replays random sequences of polls, approvals, denials, expiries and
+    /// clock steps through both and requires identical answers and records.
+    async fn poll(
+        &self,
+        hash: &DeviceCodeHash,
+        attempt: &PollAttempt<'_>,
+    ) -> Result<Polled, BackendError> {
+        let _ = attempt;
+        Ok(Polled::Undecided(self.by_device_code(hash).await?))
+    }
 
     /// Deletes every record with `purge_at <= now`, and no other; returns how
     /// many it deleted (records that expired on their own, such as by a TTL,

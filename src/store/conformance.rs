@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use time::{Duration, OffsetDateTime};
 
 use crate::host::limiter::{Admission, AttemptLimiter, Budget, LimiterKey};
-use crate::host::store::{Inserted, Store};
+use crate::host::store::{Inserted, PollAttempt, Polled, Store};
 use crate::protocol::authorization::{
     Approval, AuthorizationId, DeviceAuthorization, PollOutcome, RequestContext, RequestDetails,
     Status, Subject,
@@ -120,6 +120,8 @@ where
     check!(approve_racing_deny_has_one_winner);
     check!(polls_racing_approval_lose_nothing);
     check!(racing_inserts_of_one_user_code_have_one_winner);
+    check!(polls_match_the_state_machine);
+    check!(racing_polls_never_undo_an_approval);
 }
 
 /// Runs every limiter check, each on a fresh limiter from `factory`.
@@ -1377,5 +1379,221 @@ pub async fn limiter_purge_keeps_live_counters(
         acquire_under(&*peer, &a, &short, later).await,
         Admission::Admitted,
         "a new 60 s window starts from a full budget",
+    );
+}
+
+/// The pace rules the differential check plays under, one per sequence in
+/// turn: the defaults, no leeway with a low cap, a wide leeway.
+fn differential_rules() -> [PollingRules; 3] {
+    [
+        PollingRules::default(),
+        PollingRules {
+            leeway: Duration::ZERO,
+            max_interval: Interval::from_secs(12).expect("not zero"),
+            ..PollingRules::default()
+        },
+        PollingRules {
+            leeway: Duration::milliseconds(2_500),
+            max_interval: Interval::from_secs(20).expect("not zero"),
+            ..PollingRules::default()
+        },
+    ]
+}
+
+/// Sequences the differential check plays, and steps in each.
+const SEQUENCES: usize = 24;
+const STEPS: usize = 48;
+
+/// A differential test of [`Store::poll`] against the state machine: random
+/// sequences of polls (by the right client or another, with the right
+/// verifier, none or another), approvals, denials, redemptions, clock steps
+/// and expiry, played through the store (alternating handles) and through
+/// [`PollAttempt::judge`] on a model record. After every step the answer
+/// must be the model's and the stored record must equal the model, field for
+/// field. A store that answers `Undecided` for a poll it could decide passes
+/// only if it wrote nothing. The seed is in every failure message.
+pub async fn polls_match_the_state_machine(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
+    use rand::{Rng as _, SeedableRng as _};
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let handles = (store, peer);
+    let other_client = ClientId::new("another-client");
+    let other_challenge = CodeChallenge::from_verifier(&"o".repeat(43)).expect("well formed");
+    for sequence in 0..SEQUENCES {
+        let rules = differential_rules()[sequence % 3];
+        let base = base_time();
+        let mut model = pending_record(base);
+        model.interval =
+            Interval::from_secs([1, 2, 5, 7][rng.random_range(0..4)]).expect("not zero");
+        let challenge = rng
+            .random_bool(0.5)
+            .then(|| CodeChallenge::from_verifier(&"v".repeat(43)).expect("well formed"));
+        Arc::make_mut(&mut model.request).code_challenge = challenge.clone();
+        insert(&*handles.0, &model, base).await;
+        let hash = model.device_code_hash;
+        let mut now = base;
+        for step in 0..STEPS {
+            let elapsed = (now - base).whole_milliseconds();
+            let at = |what: &str| {
+                format!("seed {seed}, sequence {sequence}, step {step} ({what} at +{elapsed} ms)")
+            };
+            let handle = either(step, &handles);
+            match rng.random_range(0..16) {
+                0..=8 => {
+                    let client = if rng.random_bool(0.85) {
+                        &model.request.client_id
+                    } else {
+                        &other_client
+                    };
+                    let sent = match rng.random_range(0..8) {
+                        0 => None,
+                        1 => Some(&other_challenge),
+                        _ => challenge.as_ref(),
+                    };
+                    let attempt = PollAttempt::new(client, sent, now, &rules);
+                    let got = ok("poll", handle.poll(&hash, &attempt).await);
+                    match attempt.judge(&model) {
+                        Some(_) if got == Polled::Undecided(Some(model.clone())) => {}
+                        Some((want, next)) => {
+                            expect_eq(&got, &want, at("a poll the store judged"));
+                            if let Some(next) = next {
+                                model = next;
+                            }
+                        }
+                        None => expect_eq(
+                            &got,
+                            &Polled::Undecided(Some(model.clone())),
+                            at("a poll the store must leave to the crate"),
+                        ),
+                    }
+                }
+                9..=10 => {
+                    let millis = [0, 1, 250, 1_000, 2_500, 3_999, 4_000, 5_000, 6_500, 11_000];
+                    now += Duration::milliseconds(millis[rng.random_range(0..millis.len())]);
+                }
+                11 => {
+                    // To a pace boundary of the last poll, or a microsecond
+                    // before it: where a rule that drifted shows first.
+                    if let Some(last) = model.last_poll {
+                        let interval = model.interval.duration();
+                        let edge = match rng.random_range(0..3) {
+                            0 => interval - rules.leeway,
+                            1 => interval / 2,
+                            _ => interval,
+                        };
+                        let micro = Duration::microseconds(rng.random_range(0..2));
+                        now = now.max(last + edge - micro);
+                    }
+                }
+                12 => {
+                    // Past expiry, now and then; never past purge_at.
+                    if rng.random_bool(0.2) {
+                        now = model.request.expires_at + Duration::seconds(rng.random_range(0..60));
+                    }
+                }
+                13 => {
+                    let next = if rng.random_bool(0.7) {
+                        model.approve(approval(now, "alice"), now)
+                    } else {
+                        model.deny(now)
+                    };
+                    if let Ok(next) = next {
+                        expect_cas(&*handle, model.version, &next, true, &at("approve or deny"))
+                            .await;
+                        model = next;
+                    }
+                }
+                _ => {
+                    // The crate's redemption: take the approval, then mark it
+                    // redeemed (or free it, as after a failing issuer).
+                    let poll = model.poll(now, &rules);
+                    if let (PollOutcome::Redeem(_), Some(taken)) = (&poll.outcome, poll.next) {
+                        expect_cas(
+                            &*handle,
+                            model.version,
+                            &taken,
+                            true,
+                            &at("take the approval"),
+                        )
+                        .await;
+                        let done = if rng.random_bool(0.8) {
+                            taken.redeemed(now)
+                        } else {
+                            taken.release_redemption()
+                        }
+                        .expect("a redeeming record");
+                        expect_cas(
+                            &*handle,
+                            taken.version,
+                            &done,
+                            true,
+                            &at("redeem or release"),
+                        )
+                        .await;
+                        model = done;
+                    }
+                }
+            }
+            let other = either(step + 1, &handles);
+            expect_eq(
+                stored(&*other, &hash).await,
+                model.clone(),
+                at("the stored record after the step must be the state machine's"),
+            );
+        }
+    }
+}
+
+/// Many tasks on both handles poll one pending record through
+/// [`Store::poll`] at one instant while another approves it: the approval is
+/// never undone, and at most one poll is answered on time.
+pub async fn racing_polls_never_undo_an_approval(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
+    let base = base_time();
+    let rules = PollingRules::default();
+    let record = pending_record(base);
+    insert(&*store, &record, base).await;
+    let pair = (store, peer);
+    let hash = record.device_code_hash;
+    let client = record.request.client_id.clone();
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let handle = either(i, &pair);
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let attempt = PollAttempt::new(&client, None, base, &rules);
+            ok("poll", handle.poll(&hash, &attempt).await)
+        }));
+    }
+    // The approval, as the verification endpoint writes it: read, then
+    // compare-and-set, again while polls move the version.
+    let approver = pair.1.clone();
+    let approved = loop {
+        let current = stored(&*approver, &hash).await;
+        let next = current
+            .approve(approval(base, "alice"), base)
+            .expect("a live pending record");
+        if cas(&*approver, current.version, &next).await {
+            break next;
+        }
+    };
+    let mut on_time = 0;
+    for task in tasks {
+        if task.await.expect("a poll task") == Polled::Pending {
+            on_time += 1;
+        }
+    }
+    if on_time > 1 {
+        panic!("{on_time} polls at one instant were answered on time; the contract allows one");
+    }
+    let last = stored(&*pair.0, &hash).await;
+    expect_eq(
+        status_name(&last.status),
+        "approved",
+        "polls racing an approval must never undo it",
+    );
+    expect_eq(
+        last.status.approval(),
+        approved.status.approval(),
+        "the stored approval must be the one written",
     );
 }

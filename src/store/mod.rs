@@ -54,7 +54,7 @@
 pub mod conformance;
 
 pub use crate::host::limiter::{Admission, AttemptLimiter, LimiterKey};
-pub use crate::host::store::{Inserted, Store};
+pub use crate::host::store::{Inserted, PollAttempt, Polled, Store};
 pub use crate::protocol::authorization::{DeviceAuthorization, Status};
 pub use crate::protocol::device_code::DeviceCodeHash;
 pub use crate::protocol::user_code::UserCodeHash;

@@ -11,7 +11,7 @@
 //!
 //! | key | type | holds | expires (TTL) |
 //! | --- | --- | --- | --- |
-//! | `P:dc:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON, `p`: `purge_at` (µs) | at `purge_at` |
+//! | `P:dc:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON, `p`: `purge_at` (µs); while pending, the pace fields `c` (client id), `k` (PKCE challenge), `x` (`expires_at`, µs), `i` (interval, s), `l` (last poll, µs) | at `purge_at` |
 //! | `P:uc:<user-code hash>` | string | `<device-code hash>:<expires_at, µs>`: the user-code index entry | at `expires_at` |
 //! | `P:attempts:<key hash>:<window start>` | string | attempts spent in the window | a window after the window ends |
 //!
@@ -39,7 +39,16 @@
 //!   leaves nothing wrong.
 //! - **Reads**: by device code one command; by user code two (the entry,
 //!   then the record, checked to be the entry's, pending and unexpired).
-//! - A pending poll is two round trips (read, compare-and-set), an insert
+//! - **Poll** ([`Store::poll`]): one script reads the pace fields, judges the
+//!   poll by the rules of [`PollingRules`](device_grant::PollingRules) and
+//!   writes `l` or `i` with the next `v`, without rewriting the JSON: while
+//!   `v` is ahead of the JSON's version, `v`, `i` and `l` have the last word,
+//!   and every read applies them. A record out of `Pending`, or of another
+//!   client or challenge, is returned as read, and the crate goes on with a
+//!   compare-and-set. The conformance suite checks the script against the
+//!   crate's state machine on random sequences.
+//! - A pending poll is one round trip, a redeem two (the poll script, then
+//!   the compare-and-set that takes the approval), an insert
 //!   two; when the user code is held, one more read (the holder) and one
 //!   more script (a takeover, or the undo). With [`DurableWrites`], a
 //!   compare-and-set out of `Pending` and a read of a record out of
@@ -96,10 +105,11 @@ use redis::{AsyncCommands as _, Cmd, Pipeline, RedisFuture, Script, Value};
 use time::OffsetDateTime;
 
 use device_grant::store::{
-    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Store,
-    UserCodeHash, decode_record as decode, encode_record as encode, redacted_url,
+    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey,
+    PollAttempt, Polled, Store, UserCodeHash, decode_record as decode, encode_record as encode,
+    redacted_url,
 };
-use device_grant::{BackendError, Budget};
+use device_grant::{BackendError, Budget, CodeChallenge, Interval};
 
 /// Keys one `SCAN` step of a purge asks a server for.
 const SCAN_COUNT: u32 = 1000;
@@ -107,11 +117,13 @@ const SCAN_COUNT: u32 = 1000;
 /// user code up (the caller then draws another).
 const CLAIM_ROUNDS: usize = 4;
 
-// KEYS: record. ARGV: record JSON, purge ms, purge µs.
+// KEYS: record. ARGV: record JSON, purge ms, purge µs, then the pace
+// fields (client, challenge, expires µs, interval, last poll µs).
 // Returns 1 (stored) or 0 (device code already stored; nothing changed).
 const INSERT_RECORD: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', '0', 'r', ARGV[1], 'p', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', '0', 'r', ARGV[1], 'p', ARGV[3],
+  'c', ARGV[4], 'k', ARGV[5], 'x', ARGV[6], 'i', ARGV[7], 'l', ARGV[8])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 ";
@@ -138,11 +150,46 @@ end
 return 0
 ";
 
-// KEYS: record. ARGV: expected version, next version, next JSON.
+// KEYS: record. ARGV: expected version, next version, next JSON, then the
+// pace fields when the next record is pending (none when it is not).
 const COMPARE_AND_SET: &str = r"
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
+if #ARGV > 3 then
+  redis.call('HSET', KEYS[1], 'c', ARGV[4], 'k', ARGV[5], 'x', ARGV[6], 'i', ARGV[7], 'l', ARGV[8])
+else
+  redis.call('HDEL', KEYS[1], 'c', 'k', 'x', 'i', 'l')
+end
 return 1
+";
+
+// KEYS: record. ARGV: client id, challenge ('' for none), now µs, leeway µs,
+// max interval s. The pace rules of `PollingRules::pace`, on the pace fields
+// (present only while the record is pending; fields that do not parse leave
+// the poll to the crate, which reads the record and reports it corrupt):
+// returns 1 (on time: last poll written), {2, r, v, i, l} (too early: the
+// interval grown, unless at the cap) or {0, r, v, i, l} (not judged).
+const POLL: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'x', 'c', 'k', 'i', 'l', 'v')
+local now = tonumber(ARGV[3])
+local interval = tonumber(f[4])
+if interval and tonumber(f[6]) and f[5] and (f[5] == '' or tonumber(f[5]))
+  and f[2] == ARGV[1] and f[3] == ARGV[2] and now < (tonumber(f[1]) or 0) then
+  local version = string.format('%d', tonumber(f[6]) + 1)
+  local leeway = math.min(tonumber(ARGV[4]), interval * 500000)
+  if f[5] ~= '' and now - tonumber(f[5]) < interval * 1000000 - leeway then
+    local slowed = math.min(interval + 5, math.max(tonumber(ARGV[5]), interval))
+    if slowed ~= interval then
+      redis.call('HSET', KEYS[1], 'i', string.format('%d', slowed), 'v', version)
+    end
+    local r = redis.call('HMGET', KEYS[1], 'r', 'v', 'i', 'l')
+    return {2, r[1], r[2], r[3], r[4]}
+  end
+  redis.call('HSET', KEYS[1], 'l', ARGV[3], 'v', version)
+  return 1
+end
+local r = redis.call('HMGET', KEYS[1], 'r', 'v', 'i', 'l')
+return {0, r[1], r[2], r[3], r[4]}
 ";
 
 // KEYS: record. ARGV: now µs. Deletes the record if its purge_at has come.
@@ -510,6 +557,7 @@ struct Scripts {
     claim_user_code: Script,
     release_user_code: Script,
     compare_and_set: Script,
+    poll: Script,
     purge_record: Script,
 }
 
@@ -571,6 +619,7 @@ impl RedisStore {
                 claim_user_code: Script::new(CLAIM_USER_CODE),
                 release_user_code: Script::new(RELEASE_USER_CODE),
                 compare_and_set: Script::new(COMPARE_AND_SET),
+                poll: Script::new(POLL),
                 purge_record: Script::new(PURGE_RECORD),
             }),
             durable: None,
@@ -619,17 +668,36 @@ impl RedisStore {
         replicas_acknowledged(acked, durable)
     }
 
+    /// The fields of the record at `key` that [`record_of`] reads.
+    async fn fields(&self, key: &str) -> Result<Fields, BackendError> {
+        redis::cmd("HMGET")
+            .arg(key)
+            .arg(&["r", "v", "i", "l"])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend_error)
+    }
+
+    /// A record read by device code, once the replicas hold it when it is out
+    /// of `Pending` and writes are durable (see [`DurableWrites`]).
+    async fn settled(
+        &self,
+        key: &str,
+        record: Option<DeviceAuthorization>,
+    ) -> Result<Option<DeviceAuthorization>, BackendError> {
+        if let (Some(durable), Some(found)) = (self.durable, &record) {
+            if !found.status.is_pending() {
+                self.wait_for_replicas(key, durable).await?;
+            }
+        }
+        Ok(record)
+    }
+
     async fn record_by_hex(
         &self,
         device_hex: &str,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        let json: Option<String> = self
-            .conn
-            .clone()
-            .hget(self.record_key_hex(device_hex), "r")
-            .await
-            .map_err(backend_error)?;
-        json.as_deref().map(decode).transpose()
+        record_of(self.fields(&self.record_key_hex(device_hex)).await?)
     }
 
     /// Deletes a record this insert wrote and the entry it may have claimed,
@@ -707,6 +775,7 @@ impl Store for RedisStore {
             .arg(encode(record)?)
             .arg(millis_ceil(record.purge_at))
             .arg(micros(record.purge_at))
+            .arg(pace_fields(record))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend_error)?;
@@ -735,19 +804,50 @@ impl Store for RedisStore {
         hash: &DeviceCodeHash,
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
         let key = self.record_key(hash);
-        let json: Option<String> = self
-            .conn
-            .clone()
-            .hget(&key, "r")
+        let fields = self.fields(&key).await?;
+        self.settled(&key, record_of(fields)?).await
+    }
+
+    async fn poll(
+        &self,
+        hash: &DeviceCodeHash,
+        attempt: &PollAttempt<'_>,
+    ) -> Result<Polled, BackendError> {
+        let key = self.record_key(hash);
+        let answer: Value = self
+            .scripts
+            .poll
+            .key(&key)
+            .arg(attempt.client_id.as_str())
+            .arg(
+                attempt
+                    .challenge
+                    .map(CodeChallenge::to_base64url)
+                    .unwrap_or_default(),
+            )
+            .arg(micros(attempt.now))
+            .arg(micros_of(attempt.rules.leeway))
+            .arg(attempt.rules.max_interval.secs())
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend_error)?;
-        let record = json.as_deref().map(decode).transpose()?;
-        if let (Some(durable), Some(found)) = (self.durable, &record) {
-            if !found.status.is_pending() {
-                self.wait_for_replicas(&key, durable).await?;
+        let (judged, fields): (i64, Fields) = match answer {
+            Value::Int(1) => return Ok(Polled::Pending),
+            Value::Array(mut items) if items.len() == 5 => {
+                let judged = redis::from_redis_value(items.remove(0));
+                let fields = redis::from_redis_value(Value::Array(items));
+                match (judged, fields) {
+                    (Ok(judged), Ok(fields)) => (judged, fields),
+                    _ => return Err(BackendError::other("poll script: unexpected answer")),
+                }
             }
+            _ => return Err(BackendError::other("poll script: unexpected answer")),
+        };
+        let record = record_of(fields)?;
+        match (judged, record) {
+            (2, Some(record)) => Ok(Polled::SlowDown(record.interval, Box::new(record))),
+            (_, record) => Ok(Polled::Undecided(self.settled(&key, record).await?)),
         }
-        Ok(record)
     }
 
     async fn by_user_code(
@@ -794,6 +894,7 @@ impl Store for RedisStore {
                     .arg(expected_version)
                     .arg(next.version)
                     .arg(&json)
+                    .arg(pace_fields(next))
                     .invoke_async(&mut self.conn.clone())
                     .await
                     .map_err(backend_error)?;
@@ -810,6 +911,7 @@ impl Store for RedisStore {
                     .arg(expected_version)
                     .arg(next.version)
                     .arg(&json)
+                    .arg(pace_fields(next))
                     .cmd("WAIT")
                     .arg(durable.replicas)
                     .arg(wait_millis(durable))
@@ -1003,6 +1105,86 @@ fn replicas_acknowledged(acked: i64, durable: DurableWrites) -> Result<(), Backe
 const DUPLICATE_DEVICE_CODE: &str = "a record with this device-code hash is already stored";
 
 /// Microseconds since the epoch: exact in a Lua number (a double).
+/// The fields `r`, `v`, `i` and `l` of a record's hash.
+type Fields = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A record from its hash's fields. A poll that the poll script judged has
+/// moved the version, the interval and the last poll into their fields
+/// without rewriting the JSON: while the version field is ahead of the
+/// JSON's, those fields have the last word.
+fn record_of(
+    (json, version, interval, last_poll): Fields,
+) -> Result<Option<DeviceAuthorization>, BackendError> {
+    let Some(json) = json else {
+        return Ok(None);
+    };
+    let mut record = decode(&json)?;
+    let corrupt = |what: &str| BackendError::Corrupt(format!("stored record: bad {what} field"));
+    let version: u64 = match version {
+        Some(v) => v.parse().map_err(|_| corrupt("version"))?,
+        None => return Err(corrupt("version")),
+    };
+    if version != record.version {
+        if !record.status.is_pending() {
+            return Err(corrupt("version"));
+        }
+        let interval = interval
+            .and_then(|i| i.parse().ok())
+            .and_then(Interval::from_secs)
+            .ok_or_else(|| corrupt("interval"))?;
+        record.last_poll = match last_poll.as_deref() {
+            None | Some("") => None,
+            Some(l) => Some(
+                l.parse::<i64>()
+                    .ok()
+                    .and_then(|us| {
+                        OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()
+                    })
+                    .ok_or_else(|| corrupt("last poll"))?,
+            ),
+        };
+        record.interval = interval;
+        record.version = version;
+    }
+    Ok(Some(record))
+}
+
+/// The pace fields of a pending record, in the order the scripts take them
+/// (client, challenge, expires µs, interval s, last poll µs); none for a
+/// record out of `Pending`, whose polls the poll script leaves to the crate.
+fn pace_fields(record: &DeviceAuthorization) -> Vec<String> {
+    if !record.status.is_pending() {
+        return Vec::new();
+    }
+    vec![
+        record.request.client_id.as_str().to_owned(),
+        record
+            .request
+            .code_challenge
+            .as_ref()
+            .map(CodeChallenge::to_base64url)
+            .unwrap_or_default(),
+        micros(record.request.expires_at).to_string(),
+        record.interval.secs().to_string(),
+        record
+            .last_poll
+            .map(|l| micros(l).to_string())
+            .unwrap_or_default(),
+    ]
+}
+
+/// A duration in whole microseconds (negative ones as zero).
+fn micros_of(d: time::Duration) -> i64 {
+    i64::try_from(d.whole_microseconds())
+        .unwrap_or(i64::MAX)
+        .max(0)
+}
+
 fn micros(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000) as i64
 }
