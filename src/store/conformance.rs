@@ -1597,3 +1597,59 @@ pub async fn racing_polls_never_undo_an_approval(store: Arc<dyn Store>, peer: Ar
         "the stored approval must be the one written",
     );
 }
+
+/// For a store that overrides [`Store::poll`] to judge pending polls itself
+/// (not part of [`run`], since the default leaves every poll to the crate):
+/// checks that it does. An on-time poll is `Pending` with the last poll and
+/// the next version stored; one a second later is `SlowDown` with the
+/// interval grown by 5 s; one after the new interval is on time again; a poll
+/// of an approved record is `Undecided` with the record as stored.
+pub async fn judges_pending_polls(store: Arc<dyn Store>) {
+    let base = base_time();
+    let rules = PollingRules::default();
+    let record = pending_record(base);
+    insert(&*store, &record, base).await;
+    let client = &record.request.client_id;
+    let hash = &record.device_code_hash;
+    let at = |secs| PollAttempt::new(client, None, base + Duration::seconds(secs), &rules);
+    expect_eq(
+        ok("poll", store.poll(hash, &at(0)).await),
+        Polled::Pending,
+        "the first poll of a pending record, judged by the store",
+    );
+    let on_time = stored(&*store, hash).await;
+    expect_eq(
+        (on_time.version, on_time.last_poll),
+        (1, Some(base)),
+        "an on-time poll stores its time as the last poll, at the next version",
+    );
+    let slowed = Interval::from_secs(10).expect("not zero");
+    let mut after = on_time.clone();
+    after.interval = slowed;
+    after.version = 2;
+    expect_eq(
+        ok("poll", store.poll(hash, &at(1)).await),
+        Polled::SlowDown(slowed, Box::new(after.clone())),
+        "a poll a second after an on-time one, judged by the store",
+    );
+    expect_eq(
+        stored(&*store, hash).await,
+        after.clone(),
+        "a slow_down stores the grown interval, at the next version",
+    );
+    expect_eq(
+        ok("poll", store.poll(hash, &at(11)).await),
+        Polled::Pending,
+        "a poll after the grown interval",
+    );
+    let pending = stored(&*store, hash).await;
+    let approved = pending
+        .approve(approval(base, "alice"), base + Duration::seconds(11))
+        .expect("live");
+    expect_cas(&*store, pending.version, &approved, true, "approve").await;
+    expect_eq(
+        ok("poll", store.poll(hash, &at(12)).await),
+        Polled::Undecided(Some(approved)),
+        "a poll of an approved record is the crate's to judge",
+    );
+}

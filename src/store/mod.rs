@@ -59,7 +59,10 @@ pub use crate::protocol::authorization::{DeviceAuthorization, Status};
 pub use crate::protocol::device_code::DeviceCodeHash;
 pub use crate::protocol::user_code::UserCodeHash;
 
+use time::OffsetDateTime;
+
 use crate::protocol::error::BackendError;
+use crate::protocol::polling::Interval;
 
 /// A record as JSON text in the stable format (`"v": 1`), holding only hashes
 /// of the codes.
@@ -80,6 +83,34 @@ pub fn decode_record(json: &str) -> Result<DeviceAuthorization, BackendError> {
             e.column()
         ))
     })
+}
+
+/// A record read back with the pace state a store keeps beside its JSON
+/// (see [`Store::poll`]): a store that judges polls itself writes the next
+/// version, the interval and the last poll in fields of their own rather
+/// than rewriting the record. While the stored `version` is ahead of the
+/// record's, those fields have the last word; otherwise the record is
+/// returned as it is.
+///
+/// A version ahead on a record out of `Pending` (which no poll writes), or
+/// a missing interval, is [`BackendError::Corrupt`].
+pub fn with_pace(
+    mut record: DeviceAuthorization,
+    version: u64,
+    interval: Option<Interval>,
+    last_poll: Option<OffsetDateTime>,
+) -> Result<DeviceAuthorization, BackendError> {
+    if version == record.version {
+        return Ok(record);
+    }
+    let corrupt = |what: &str| BackendError::Corrupt(format!("stored record: bad {what}"));
+    if version < record.version || !record.status.is_pending() {
+        return Err(corrupt("version"));
+    }
+    record.interval = interval.ok_or_else(|| corrupt("interval"))?;
+    record.last_poll = last_poll;
+    record.version = version;
+    Ok(record)
 }
 
 /// A connection URL with its password (and its query, where a password can

@@ -108,15 +108,17 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use device_grant::store::{
-    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Store,
-    UserCodeHash, decode_record as decode, encode_record as encode,
+    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey,
+    PollAttempt, Polled, Store, UserCodeHash, decode_record as decode, encode_record as encode,
+    with_pace,
 };
-use device_grant::{BackendError, Budget};
+use device_grant::{BackendError, Budget, CodeChallenge, Interval};
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_device_grant.sql")),
     (2, include_str!("../migrations/0002_limiter_windows.sql")),
+    (3, include_str!("../migrations/0003_poll_state.sql")),
 ];
 
 /// Rows one purge statement deletes.
@@ -418,6 +420,7 @@ struct Sql {
     device_code_exists: String,
     by_user_code: String,
     compare_and_set: String,
+    poll: String,
     purge: String,
 }
 
@@ -426,21 +429,64 @@ impl Sql {
         let t = format!("{s}.device_grant_authorizations");
         Self {
             insert: format!(
-                "INSERT INTO {t} (device_code_hash, user_code_hash, expires_at, purge_at, version, record)
-                 VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT DO NOTHING RETURNING version"
+                "INSERT INTO {t} (device_code_hash, user_code_hash, expires_at, purge_at, version, record,
+                     client_id, code_challenge, poll_interval, last_poll)
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING version"
             ),
             release_expired: format!(
                 "UPDATE {t} SET user_code_hash = NULL WHERE user_code_hash = $1 AND expires_at <= $2"
             ),
-            by_device_code: format!("SELECT record FROM {t} WHERE device_code_hash = $1"),
+            by_device_code: format!(
+                "SELECT record, version, poll_interval, last_poll FROM {t} WHERE device_code_hash = $1"
+            ),
             device_code_exists: format!("SELECT 1 FROM {t} WHERE device_code_hash = $1"),
             by_user_code: format!(
-                "SELECT record FROM {t} WHERE user_code_hash = $1 AND expires_at > $2"
+                "SELECT record, version, poll_interval, last_poll FROM {t}
+                 WHERE user_code_hash = $1 AND expires_at > $2"
             ),
             compare_and_set: format!(
                 "UPDATE {t} SET version = $3, record = $4, purge_at = $5,
-                     user_code_hash = CASE WHEN $6 THEN user_code_hash ELSE NULL END
+                     user_code_hash = CASE WHEN $6 THEN user_code_hash ELSE NULL END,
+                     client_id = $7, code_challenge = $8, poll_interval = $9, last_poll = $10
                  WHERE device_code_hash = $1 AND version = $2 RETURNING version"
+            ),
+            // The pace rules of `PollingRules::pace`, in microseconds: $3 now,
+            // $4 the leeway (µs), $5 the interval's cap (s). `cur` locks the
+            // row if this poll is the store's to judge; `judged` writes it
+            // unless the poll is too early with the interval at its cap. A
+            // poll that is not the store's to judge reads the row as is.
+            poll: format!(
+                "WITH cur AS (
+                     SELECT device_code_hash, version, poll_interval, last_poll, record,
+                         last_poll IS NOT NULL
+                             AND EXTRACT(EPOCH FROM ($3::timestamptz - last_poll)) * 1000000
+                                 < poll_interval * 1000000::bigint
+                                     - LEAST($4::bigint, poll_interval * 500000::bigint)
+                             AS early,
+                         LEAST(poll_interval + 5, GREATEST($5::integer, poll_interval)) AS slowed
+                     FROM {t}
+                     WHERE device_code_hash = $1 AND poll_interval IS NOT NULL
+                         AND client_id = $2::text AND code_challenge = $6::text
+                         AND $3::timestamptz < expires_at
+                     FOR UPDATE
+                 ), judged AS (
+                     UPDATE {t} AS d SET version = cur.version + 1,
+                         poll_interval = CASE WHEN cur.early THEN cur.slowed ELSE cur.poll_interval END,
+                         last_poll = CASE WHEN cur.early THEN cur.last_poll ELSE $3::timestamptz END
+                     FROM cur
+                     WHERE d.device_code_hash = cur.device_code_hash
+                         AND NOT (cur.early AND cur.slowed = cur.poll_interval)
+                     RETURNING d.version, d.poll_interval, d.last_poll
+                 )
+                 SELECT CASE WHEN cur.early THEN cur.record END,
+                     COALESCE(judged.version, cur.version),
+                     COALESCE(judged.poll_interval, cur.poll_interval),
+                     COALESCE(judged.last_poll, cur.last_poll),
+                     CASE WHEN cur.early THEN 2 ELSE 1 END
+                 FROM cur LEFT JOIN judged ON true
+                 UNION ALL
+                 SELECT record, version, poll_interval, last_poll, 0 FROM {t}
+                 WHERE device_code_hash = $1 AND NOT EXISTS (SELECT 1 FROM cur)"
             ),
             purge: format!(
                 "DELETE FROM {t} WHERE device_code_hash IN (
@@ -555,16 +601,57 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<DeviceAuthorization>, BackendError> {
-        match self.query(sql, params).await?.first() {
-            Some(row) => {
-                let json: &str = row
-                    .try_get(0)
-                    .map_err(|_| BackendError::Corrupt("record column is not text".into()))?;
-                decode(json).map(Some)
-            }
-            None => Ok(None),
-        }
+        self.query(sql, params)
+            .await?
+            .first()
+            .map(record_of)
+            .transpose()
     }
+}
+
+/// A record from a row of `record, version, poll_interval, last_poll`: the
+/// JSON, with the pace columns a poll judged by the poll statement wrote
+/// (see [`with_pace`]).
+fn record_of(row: &tokio_postgres::Row) -> Result<DeviceAuthorization, BackendError> {
+    let corrupt = |what: &str| BackendError::Corrupt(format!("stored record: bad {what} column"));
+    let json: &str = row.try_get(0).map_err(|_| corrupt("record"))?;
+    let version: i64 = row.try_get(1).map_err(|_| corrupt("version"))?;
+    let interval: Option<i32> = row.try_get(2).map_err(|_| corrupt("poll_interval"))?;
+    let last_poll: Option<OffsetDateTime> = row.try_get(3).map_err(|_| corrupt("last_poll"))?;
+    let record = decode(json)?;
+    let version = u64::try_from(version).map_err(|_| corrupt("version"))?;
+    let interval = interval
+        .and_then(|i| u32::try_from(i).ok())
+        .and_then(Interval::from_secs);
+    with_pace(record, version, interval, last_poll)
+}
+
+/// The pace columns of a record (`client_id`, `code_challenge`,
+/// `poll_interval`, `last_poll`): set while it is pending, NULL after.
+fn pace_columns(
+    record: &DeviceAuthorization,
+) -> (
+    Option<&str>,
+    Option<String>,
+    Option<i32>,
+    Option<OffsetDateTime>,
+) {
+    if !record.status.is_pending() {
+        return (None, None, None, None);
+    }
+    (
+        Some(record.request.client_id.as_str()),
+        Some(
+            record
+                .request
+                .code_challenge
+                .as_ref()
+                .map(CodeChallenge::to_base64url)
+                .unwrap_or_default(),
+        ),
+        i32::try_from(record.interval.secs()).ok(),
+        record.last_poll,
+    )
 }
 
 /// How many times an operation runs when the server cancels its transaction
@@ -665,12 +752,17 @@ impl Store for PostgresStore {
             &record.device_code_hash.as_bytes()[..],
             &record.user_code_hash.as_bytes()[..],
         );
-        let params: [&(dyn ToSql + Sync); 5] = [
+        let (client, challenge, interval, last_poll) = pace_columns(record);
+        let params: [&(dyn ToSql + Sync); 9] = [
             &device,
             &user,
             &record.request.expires_at,
             &record.purge_at,
             &json,
+            &client,
+            &challenge,
+            &interval,
+            &last_poll,
         ];
         if !self.query(&self.sql.insert, &params).await?.is_empty() {
             return Ok(Inserted::Stored);
@@ -725,6 +817,7 @@ impl Store for PostgresStore {
             return Ok(false);
         }
         let json = encode(next)?;
+        let (client, challenge, interval, last_poll) = pace_columns(next);
         let rows = self
             .query(
                 &self.sql.compare_and_set,
@@ -735,10 +828,56 @@ impl Store for PostgresStore {
                     &json,
                     &next.purge_at,
                     &next.status.is_pending(),
+                    &client,
+                    &challenge,
+                    &interval,
+                    &last_poll,
                 ],
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    async fn poll(
+        &self,
+        hash: &DeviceCodeHash,
+        attempt: &PollAttempt<'_>,
+    ) -> Result<Polled, BackendError> {
+        let challenge = attempt
+            .challenge
+            .map(CodeChallenge::to_base64url)
+            .unwrap_or_default();
+        let leeway = i64::try_from(attempt.rules.leeway.whole_microseconds())
+            .unwrap_or(i64::MAX)
+            .max(0);
+        let cap = i32::try_from(attempt.rules.max_interval.secs()).unwrap_or(i32::MAX);
+        let rows = self
+            .query(
+                &self.sql.poll,
+                &[
+                    &&hash.as_bytes()[..],
+                    &attempt.client_id.as_str(),
+                    &attempt.now,
+                    &leeway,
+                    &cap,
+                    &challenge,
+                ],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(Polled::Undecided(None));
+        };
+        let judged: i32 = row
+            .try_get(4)
+            .map_err(|e| BackendError::other(format!("poll statement: {e}")))?;
+        match judged {
+            1 => Ok(Polled::Pending),
+            2 => {
+                let after = record_of(row)?;
+                Ok(Polled::SlowDown(after.interval, Box::new(after)))
+            }
+            _ => record_of(row).map(|r| Polled::Undecided(Some(r))),
+        }
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {

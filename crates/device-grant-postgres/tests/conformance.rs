@@ -55,6 +55,14 @@ async fn postgres_store_conforms_across_pools() {
     .await;
 }
 
+#[tokio::test]
+async fn postgres_judges_pending_polls_in_one_statement() {
+    let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {
+        return;
+    };
+    device_grant::store::conformance::judges_pending_polls(Arc::new(store(&url).await)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_limiter_conforms() {
     let Some(url) = common::service_url("DEVICE_GRANT_POSTGRES_URL") else {

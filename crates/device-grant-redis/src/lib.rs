@@ -107,7 +107,7 @@ use time::OffsetDateTime;
 use device_grant::store::{
     Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey,
     PollAttempt, Polled, Store, UserCodeHash, decode_record as decode, encode_record as encode,
-    redacted_url,
+    redacted_url, with_pace,
 };
 use device_grant::{BackendError, Budget, CodeChallenge, Interval};
 
@@ -1113,45 +1113,37 @@ type Fields = (
     Option<String>,
 );
 
-/// A record from its hash's fields. A poll that the poll script judged has
-/// moved the version, the interval and the last poll into their fields
-/// without rewriting the JSON: while the version field is ahead of the
-/// JSON's, those fields have the last word.
+/// A record from its hash's fields: the JSON, with the pace fields a poll
+/// judged by the poll script wrote (see [`with_pace`]).
 fn record_of(
     (json, version, interval, last_poll): Fields,
 ) -> Result<Option<DeviceAuthorization>, BackendError> {
     let Some(json) = json else {
         return Ok(None);
     };
-    let mut record = decode(&json)?;
     let corrupt = |what: &str| BackendError::Corrupt(format!("stored record: bad {what} field"));
-    let version: u64 = match version {
-        Some(v) => v.parse().map_err(|_| corrupt("version"))?,
-        None => return Err(corrupt("version")),
-    };
-    if version != record.version {
-        if !record.status.is_pending() {
-            return Err(corrupt("version"));
-        }
-        let interval = interval
-            .and_then(|i| i.parse().ok())
-            .and_then(Interval::from_secs)
-            .ok_or_else(|| corrupt("interval"))?;
-        record.last_poll = match last_poll.as_deref() {
-            None | Some("") => None,
-            Some(l) => Some(
-                l.parse::<i64>()
-                    .ok()
-                    .and_then(|us| {
-                        OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()
-                    })
-                    .ok_or_else(|| corrupt("last poll"))?,
-            ),
-        };
-        record.interval = interval;
-        record.version = version;
+    let version = version
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| corrupt("version"))?;
+    let record = decode(&json)?;
+    if version == record.version {
+        return Ok(Some(record));
     }
-    Ok(Some(record))
+    let interval = interval
+        .and_then(|i| i.parse().ok())
+        .and_then(Interval::from_secs);
+    let last_poll = match last_poll.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(
+            l.parse::<i64>()
+                .ok()
+                .and_then(|us| {
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).ok()
+                })
+                .ok_or_else(|| corrupt("last poll"))?,
+        ),
+    };
+    with_pace(record, version, interval, last_poll).map(Some)
 }
 
 /// The pace fields of a pending record, in the order the scripts take them

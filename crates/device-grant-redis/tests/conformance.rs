@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use device_grant::store::conformance::{base_time, pending_record};
-use device_grant::store::{AttemptLimiter, PollAttempt, Polled, Store};
-use device_grant::{Interval, PollingRules};
+use device_grant::store::{AttemptLimiter, Store};
 use device_grant_redis::{RedisLimiter, RedisStore};
 
 async fn store(url: &str) -> RedisStore {
@@ -180,31 +178,7 @@ async fn judges_pending_polls(var: &str) {
     let Some(url) = service_url(var) else {
         return;
     };
-    let store = store(&url).await;
-    let base = base_time();
-    let rules = PollingRules::default();
-    let record = pending_record(base);
-    assert_eq!(
-        store.insert(&record, base).await.unwrap(),
-        device_grant::store::Inserted::Stored
-    );
-    let client = &record.request.client_id;
-    let hash = &record.device_code_hash;
-    let poll = |secs| PollAttempt::new(client, None, base + time::Duration::seconds(secs), &rules);
-    assert_eq!(store.poll(hash, &poll(0)).await.unwrap(), Polled::Pending);
-    let Polled::SlowDown(interval, after) = store.poll(hash, &poll(1)).await.unwrap() else {
-        panic!("a poll a second after an on-time one must be judged slow_down");
-    };
-    assert_eq!(interval, Interval::from_secs(10).unwrap());
-    assert_eq!((after.version, after.interval), (2, interval));
-    assert_eq!(
-        store.by_device_code(hash).await.unwrap().as_ref(),
-        Some(&*after)
-    );
-    assert_eq!(store.poll(hash, &poll(11)).await.unwrap(), Polled::Pending);
-    let read = store.by_device_code(hash).await.unwrap().unwrap();
-    assert_eq!(read.last_poll, Some(base + time::Duration::seconds(11)));
-    assert_eq!(read.version, 3);
+    device_grant::store::conformance::judges_pending_polls(Arc::new(store(&url).await)).await;
 }
 
 #[tokio::test]
