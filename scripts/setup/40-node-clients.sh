@@ -15,7 +15,8 @@ if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   echo "== node clients setup: $(node --version) is too old for openid-client v6; install Node.js 20 or later" >&2
 fi
 
-for dg_lock in "$(dirname "${BASH_SOURCE[0]}")"/../../examples/server/tests/clients/*/package-lock.json; do
+dg_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+for dg_lock in "$dg_root"/examples/server/tests/clients/*/package-lock.json; do
   [ -e "$dg_lock" ] || continue
   dg_client="$(dirname "$dg_lock")"
   # npm ci empties node_modules first, so this stamp of the lock file it
@@ -31,4 +32,4 @@ for dg_lock in "$(dirname "${BASH_SOURCE[0]}")"/../../examples/server/tests/clie
     fi
   fi
 done
-unset dg_lock dg_client dg_stamp dg_want
+unset dg_root dg_lock dg_client dg_stamp dg_want

@@ -129,14 +129,24 @@ async fn approve(server: &Server, codes: &Value) {
     assert_eq!(done.status, 200, "{}", done.html);
 }
 
-/// A file name in the target's scratch directory for the device to hand its
-/// access token over without printing it.
-fn token_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "openid-client-token-{}-{:016x}",
-        std::process::id(),
-        rand::random::<u64>()
-    ))
+/// Where the device hands its access token over without printing it: a new
+/// file in the target's scratch directory, removed when dropped.
+struct TokenFile(PathBuf);
+
+impl TokenFile {
+    fn new() -> Self {
+        Self(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "openid-client-token-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        )))
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 async fn me(server: &Server, authorization: String) -> u16 {
@@ -157,9 +167,9 @@ fn interval_one(options: &mut support::app::Options) {
 #[tokio::test]
 async fn openid_client_gets_dpop_bound_tokens_with_pkce_and_calls_the_api() {
     let server = Server::start(interval_one).await;
-    let file = token_file();
+    let file = TokenFile::new();
     // `cli` must send a PKCE challenge (S256) and its verifier.
-    let device = Device::start(&server, "cli", &["--token-file", file.to_str().unwrap()]).await;
+    let device = Device::start(&server, "cli", &["--token-file", file.0.to_str().unwrap()]).await;
     assert_eq!(device.codes["verification_uri"], server.url("/device"));
     let jkt = device.codes["jkt"].clone();
     approve(&server, &device.codes).await;
@@ -183,11 +193,15 @@ async fn openid_client_gets_dpop_bound_tokens_with_pkce_and_calls_the_api() {
     assert!(jkt.is_string());
     assert_eq!(body["cnf"]["jkt"], jkt);
     assert_eq!(server.issued(), 1);
+    // The refresh token was bound as well: openid-client refreshed with a
+    // proof of its key and got a DPoP token that works.
+    assert_eq!(outcome["refreshed"]["token_type"], "DPoP");
+    assert_eq!(outcome["refreshed"]["me"]["status"], 200, "{outcome}");
+    assert_eq!(outcome["refreshed"]["me"]["body"]["cnf"]["jkt"], jkt);
 
-    // The same access token without a proof of the key: refused, as a
+    // The first access token without a proof of the key: refused, as a
     // bearer token and as a DPoP token.
-    let access = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_file(&file).unwrap();
+    let access = std::fs::read_to_string(&file.0).unwrap();
     assert!(!access.is_empty());
     assert_eq!(me(&server, format!("Bearer {access}")).await, 401);
     assert_eq!(me(&server, format!("DPoP {access}")).await, 401);

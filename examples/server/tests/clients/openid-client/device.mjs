@@ -7,7 +7,7 @@
 // stdout carries two JSON lines: the codes a person needs (user code, the
 // DPoP key's thumbprint), then the outcome (the token type as the server sent
 // it and as openid-client reports it, /api/me's status and body, whether a
-// refresh token came back). `--token-file` writes the access
+// refresh token came back and, if so, the same after a DPoP refresh). `--token-file` writes the access
 // token to a new file, readable only by its owner, for a caller that checks
 // the binding itself: no token is ever printed. `--omit-verifier` polls
 // without the PKCE verifier, as a thief of the device code would. Any error:
@@ -84,11 +84,32 @@ async function main() {
     await writeFile(values['token-file'], tokens.access_token, { flag: 'wx', mode: 0o600 });
   }
 
-  const api = new URL('/api/me', issuer);
+  const me = await callApi(config, issuer, tokens.access_token, dpop);
+  const outcome = {
+    token_type: wireTokenType,
+    client_token_type: tokens.token_type,
+    refresh_token: typeof tokens.refresh_token === 'string',
+    me,
+  };
+  if (outcome.refresh_token) {
+    // The refresh token is bound to the same key: openid-client proves it.
+    const renewed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, {
+      DPoP: dpop,
+    });
+    outcome.refreshed = {
+      token_type: wireTokenType,
+      me: await callApi(config, issuer, renewed.access_token, dpop),
+    };
+  }
+  console.log(JSON.stringify(outcome));
+}
+
+// GET /api/me through openid-client's DPoP fetch: its status and JSON body.
+async function callApi(config, issuer, accessToken, dpop) {
   const response = await client.fetchProtectedResource(
     config,
-    tokens.access_token,
-    api,
+    accessToken,
+    new URL('/api/me', issuer),
     'GET',
     undefined,
     undefined,
@@ -101,15 +122,7 @@ async function main() {
   } catch {
     body = null;
   }
-  console.log(
-    JSON.stringify({
-      token_type: wireTokenType,
-      client_token_type: tokens.token_type,
-      scope: tokens.scope ?? null,
-      refresh_token: typeof tokens.refresh_token === 'string',
-      me: { status: response.status, body },
-    }),
-  );
+  return { status: response.status, body };
 }
 
 try {
