@@ -199,8 +199,8 @@ async fn openid_client_gets_dpop_bound_tokens_with_pkce_and_calls_the_api() {
     assert_eq!(outcome["refreshed"]["me"]["status"], 200, "{outcome}");
     assert_eq!(outcome["refreshed"]["me"]["body"]["cnf"]["jkt"], jkt);
 
-    // The first access token without a proof of the key: refused, as a
-    // bearer token and as a DPoP token.
+    // The live access token (the one openid-client used last) without a
+    // proof of the key: refused, as a bearer token and as a DPoP token.
     let access = std::fs::read_to_string(&file.0).unwrap();
     assert!(!access.is_empty());
     assert_eq!(me(&server, format!("Bearer {access}")).await, 401);

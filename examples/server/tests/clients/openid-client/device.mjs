@@ -7,12 +7,13 @@
 // stdout carries two JSON lines: the codes a person needs (user code, the
 // DPoP key's thumbprint), then the outcome (the token type as the server sent
 // it and as openid-client reports it, /api/me's status and body, whether a
-// refresh token came back and, if so, the same after a DPoP refresh). `--token-file` writes the access
-// token to a new file, readable only by its owner, for a caller that checks
-// the binding itself: no token is ever printed. `--omit-verifier` polls
-// without the PKCE verifier, as a thief of the device code would. Any error:
-// one JSON line on stderr (what failed and the OAuth error, never a token or
-// a response body) and a non-zero exit status.
+// refresh token came back and, if so, the same after a DPoP refresh).
+// `--token-file` writes the access token last used to a new file, readable
+// only by its owner, for a caller that checks the binding itself: no token is
+// ever printed. `--omit-verifier` polls without the PKCE verifier, as a thief
+// of the device code would. Any error: one JSON line on stderr (what failed
+// and the OAuth error, never a token or a response body) and a non-zero exit
+// status.
 
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -80,11 +81,8 @@ async function main() {
     { DPoP: dpop },
   );
 
-  if (values['token-file'] !== undefined) {
-    await writeFile(values['token-file'], tokens.access_token, { flag: 'wx', mode: 0o600 });
-  }
-
-  const me = await callApi(config, issuer, tokens.access_token, dpop);
+  let access = tokens.access_token;
+  const me = await callApi(config, issuer, access, dpop);
   const outcome = {
     token_type: wireTokenType,
     client_token_type: tokens.token_type,
@@ -96,10 +94,15 @@ async function main() {
     const renewed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, {
       DPoP: dpop,
     });
+    access = renewed.access_token;
     outcome.refreshed = {
       token_type: wireTokenType,
-      me: await callApi(config, issuer, renewed.access_token, dpop),
+      me: await callApi(config, issuer, access, dpop),
     };
+  }
+  if (values['token-file'] !== undefined) {
+    // The token last used, so the caller's checks are about a live one.
+    await writeFile(values['token-file'], access, { flag: 'wx', mode: 0o600 });
   }
   console.log(JSON.stringify(outcome));
 }
