@@ -11,6 +11,12 @@
 #![doc = include_str!("../migrations/0001_device_grant.sql")]
 //! ```
 //!
+//! Version 3 adds the pace columns of the poll statement:
+//!
+//! ```sql
+#![doc = include_str!("../migrations/0003_poll_state.sql")]
+//! ```
+//!
 //! # Atomicity and cost
 //!
 //! Every operation is one statement, so every write is atomic and a failure
@@ -20,8 +26,14 @@
 //! record leaves `Pending`. An insert is one `INSERT … ON CONFLICT DO NOTHING`;
 //! only on a conflict does it look further: a device code already stored is
 //! an error; a held user code is released by an `UPDATE` if its holder has
-//! expired, and the insert tried once more. A pending poll is
-//! two round trips (the read and the compare-and-set), on prepared statements.
+//! expired, and the insert tried once more. A poll ([`Store::poll`]) is one
+//! statement: it locks the row if the record is pending, unexpired and of the
+//! polling client and PKCE challenge, judges the poll by the pace rules of
+//! [`PollingRules`](device_grant::PollingRules) and writes `version`,
+//! `poll_interval` or `last_poll` (not the JSON: while `version` is ahead of
+//! the JSON's, those columns have the last word, and every read applies
+//! them); any other row it returns as read, for the crate to judge and
+//! compare-and-set. Every statement is prepared.
 //!
 //! # Isolation
 //!
