@@ -157,6 +157,7 @@ pub use protocol::device_code::DeviceCode;
 pub use protocol::dpop::{DPOP_TOKEN_TYPE, DpopError, JwkThumbprint};
 #[cfg(feature = "dpop")]
 pub use protocol::dpop::{DpopAlgorithm, DpopVerifier, ProofId, VerifiedProof};
+pub use protocol::dpop_nonce::{DpopNonce, DpopNonces};
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, Realm, RealmError, RequestError};
 pub use protocol::form::{Form, Limits};
 pub use protocol::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifierError};

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{clients, config, poll_body};
 use device_grant::{
     ApprovedGrant, BackendError, Clock as _, DeviceAuthorizationResponse, DeviceGrant,
-    DpopAlgorithm, DpopConfig, DpopError, DpopVerifier, EndpointRequest, JwkThumbprint,
+    DpopAlgorithm, DpopConfig, DpopError, DpopNonces, DpopVerifier, EndpointRequest, JwkThumbprint,
     ManualClock, MemoryProofReplay, Metadata, OAuthError, RequestContext, Subject, ToHttp,
     TokenIssuer, TokenResponse,
 };
@@ -630,4 +630,75 @@ fn thumbprints_and_debug_output() {
     let request = EndpointRequest::form(b"x").with_dpop("secret-proof");
     let debug = format!("{request:?}");
     assert!(debug.contains("has_dpop: true") && !debug.contains("secret-proof"));
+}
+
+fn with_nonces(nonces: DpopNonces) -> Setup {
+    setup_with(Some(
+        DpopConfig::new(TOKEN_URL, Arc::new(MemoryProofReplay::new()))
+            .unwrap()
+            .nonces(nonces),
+    ))
+}
+
+/// The nonce a `use_dpop_nonce` refusal hands out, from its HTTP rendering.
+fn handed_out(result: Result<TokenResponse, OAuthError>) -> String {
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, OAuthError::UseDpopNonce { .. }),
+        "{error:?}"
+    );
+    let http = error.to_http();
+    assert_eq!(http.status, 400);
+    let body: Value = serde_json::from_str(&http.body).unwrap();
+    assert_eq!(body["error"], "use_dpop_nonce");
+    http.header("dpop-nonce")
+        .expect("a DPoP-Nonce header")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn with_nonces_required_a_proof_without_one_gets_a_nonce_and_changes_nothing() {
+    let s = with_nonces(DpopNonces::new(&[3; 32]).unwrap());
+    let key = Key::p256();
+    let codes = approved(&s).await;
+    let nonce = handed_out(poll(&s, &codes, Some(&key.proof(&s))).await);
+    // The approval is still there: the retry with the nonce redeems it.
+    let mut c = claims(&s);
+    c["nonce"] = nonce.clone().into();
+    let tokens = poll(&s, &codes, Some(&key.sign(&key.header(), &c)))
+        .await
+        .unwrap();
+    assert_eq!(tokens.token_type, "DPoP");
+    assert_eq!(*s.issuer.seen.lock().unwrap(), vec![Some(key.thumbprint())]);
+}
+
+#[tokio::test]
+async fn a_nonce_of_another_key_or_past_its_lifetime_is_refused() {
+    let nonces = DpopNonces::new(&[3; 32])
+        .unwrap()
+        .lifetime(time::Duration::seconds(60));
+    let s = with_nonces(nonces.clone());
+    let key = Key::p256();
+    let codes = start(&s).await;
+    let proof_with = |nonce: &str| {
+        let mut c = claims(&s);
+        c["nonce"] = nonce.into();
+        key.sign(&key.header(), &c)
+    };
+    let foreign = DpopNonces::new(&[4; 32]).unwrap().current(s.clock.now());
+    handed_out(poll(&s, &codes, Some(&proof_with(foreign.as_str()))).await);
+    handed_out(poll(&s, &codes, Some(&proof_with("made-up"))).await);
+    let nonce = nonces.current(s.clock.now());
+    let pending = poll(&s, &codes, Some(&proof_with(nonce.as_str())))
+        .await
+        .unwrap_err();
+    assert_eq!(pending.code().as_str(), "authorization_pending");
+    // Two windows later the nonce is stale; the one handed out works.
+    s.clock.advance(time::Duration::seconds(120));
+    let fresh = handed_out(poll(&s, &codes, Some(&proof_with(nonce.as_str()))).await);
+    assert_ne!(fresh, nonce.as_str());
+    let pending = poll(&s, &codes, Some(&proof_with(&fresh)))
+        .await
+        .unwrap_err();
+    assert_eq!(pending.code().as_str(), "authorization_pending");
 }

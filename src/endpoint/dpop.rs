@@ -8,6 +8,7 @@ use crate::endpoint::EndpointRequest;
 use crate::grant::DeviceGrant;
 use crate::host::dpop_replay::ProofReplay;
 use crate::protocol::dpop::{DpopAlgorithm, DpopError, DpopVerifier, JwkThumbprint};
+use crate::protocol::dpop_nonce::DpopNonces;
 use crate::protocol::error::OAuthError;
 
 /// Why a [`DpopConfig`] was refused.
@@ -38,6 +39,7 @@ pub struct DpopConfig {
     pub(crate) verifier: DpopVerifier,
     pub(crate) token_endpoint: String,
     pub(crate) replay: Arc<dyn ProofReplay>,
+    pub(crate) nonces: Option<DpopNonces>,
 }
 
 impl std::fmt::Debug for DpopConfig {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for DpopConfig {
         f.debug_struct("DpopConfig")
             .field("verifier", &self.verifier)
             .field("token_endpoint", &self.token_endpoint)
+            .field("nonces", &self.nonces)
             .finish_non_exhaustive()
     }
 }
@@ -70,12 +73,27 @@ impl DpopConfig {
             verifier: DpopVerifier::default(),
             token_endpoint: url.into(),
             replay,
+            nonces: None,
         })
     }
 
     /// The proof rules (algorithms, `iat` leeway).
     pub fn verifier(mut self, verifier: DpopVerifier) -> Self {
         self.verifier = verifier;
+        self
+    }
+
+    /// Requires server nonces (RFC 9449 §8): a proof without a nonce these
+    /// [`DpopNonces`] issued (in the current window or the one before) is
+    /// refused with `use_dpop_nonce` ([`OAuthError::UseDpopNonce`]) and a
+    /// fresh nonce in the `DPoP-Nonce` header, before anything else is
+    /// looked at. A client retries at once with the nonce (openid-client
+    /// and other RFC 9449 clients do so by themselves) and keeps it for its
+    /// later proofs. Off by default: it costs one refused request per client
+    /// and nonce lifetime, and bounds how long a proof made in advance can
+    /// be used. Several instances must share the nonces' key.
+    pub fn nonces(mut self, nonces: DpopNonces) -> Self {
+        self.nonces = Some(nonces);
         self
     }
 
@@ -99,7 +117,8 @@ impl DeviceGrant {
     ///
     /// `Ok(None)`: the request has no proof, or no [`DpopConfig`] is set.
     /// `Ok(Some(jkt))`: a valid, unused proof made with the key `jkt`.
-    /// `Err`: `invalid_dpop_proof`, or the replay store's failure.
+    /// `Err`: `invalid_dpop_proof`, `use_dpop_nonce` (when
+    /// [`DpopConfig::nonces`] are required), or the replay store's failure.
     pub async fn dpop_proof(
         &self,
         request: &EndpointRequest<'_>,
@@ -112,6 +131,13 @@ impl DeviceGrant {
         let proof = dpop
             .verifier
             .verify(proof, "POST", &dpop.token_endpoint, None, now)?;
+        if let Some(nonces) = &dpop.nonces {
+            if !proof.nonce.as_deref().is_some_and(|n| nonces.check(n, now)) {
+                return Err(OAuthError::UseDpopNonce {
+                    nonce: nonces.current(now),
+                });
+            }
+        }
         if !dpop
             .replay
             .first_use(&proof.id, proof.valid_until, now)

@@ -24,7 +24,10 @@
 //! - With an access token (at a resource server), `ath` is the base64url
 //!   SHA-256 of that token (RFC 9449 §7).
 //!
-//! Server nonces (RFC 9449 §8, `use_dpop_nonce`) are not provided.
+//! Server nonces (RFC 9449 §8) are optional: with
+//! [`DpopNonces`](crate::DpopNonces) set on the
+//! [`DpopConfig`](crate::DpopConfig), a token request's proof must carry a
+//! nonce the server issued, or gets `use_dpop_nonce` with one to use.
 //!
 //! [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
 
@@ -257,6 +260,9 @@ mod verify {
         /// Until when the proof would be accepted (`iat` plus the leeway):
         /// how long the replay store must remember it.
         pub valid_until: OffsetDateTime,
+        /// The proof's `nonce` claim (RFC 9449 §8), if any: for
+        /// [`DpopNonces::check`](crate::DpopNonces::check).
+        pub nonce: Option<String>,
     }
 
     /// Checks DPoP proofs (RFC 9449 §4.3), with no I/O: the replay check is
@@ -295,6 +301,7 @@ mod verify {
         htu: Option<String>,
         iat: Option<serde_json::Number>,
         ath: Option<String>,
+        nonce: Option<String>,
     }
 
     impl DpopVerifier {
@@ -447,6 +454,7 @@ mod verify {
                 jkt,
                 id: ProofId(id.finalize().into()),
                 valid_until: iat + self.leeway,
+                nonce: claims.nonce,
             })
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::protocol::authorization_details::AuthorizationDetailsError;
 use crate::protocol::dpop::DpopError;
+use crate::protocol::dpop_nonce::DpopNonce;
 use crate::protocol::pkce::CodeVerifierError;
 use crate::protocol::polling::Interval;
 use crate::protocol::response::HttpResponse;
@@ -42,6 +43,8 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// `invalid_dpop_proof` (RFC 9449 §12.2).
     InvalidDpopProof,
+    /// `use_dpop_nonce` (RFC 9449 §8, §12.2).
+    UseDpopNonce,
     /// `invalid_authorization_details` (RFC 9396 §5).
     InvalidAuthorizationDetails,
 }
@@ -63,6 +66,7 @@ impl ErrorCode {
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::InvalidAuthorizationDetails => "invalid_authorization_details",
         }
     }
@@ -267,6 +271,16 @@ pub enum OAuthError {
     /// `invalid_dpop_proof` (HTTP 400); nothing changed.
     #[error(transparent)]
     DpopProof(#[from] DpopError),
+    /// The token request's DPoP proof does not carry a nonce this server
+    /// issued and still accepts (RFC 9449 §8), when nonces are required
+    /// ([`DpopConfig::nonces`](crate::DpopConfig::nonces)). Sent as
+    /// `use_dpop_nonce` (HTTP 400) with the nonce to use in the `DPoP-Nonce`
+    /// header; nothing changed.
+    #[error("the DPoP proof must carry the server's current nonce")]
+    UseDpopNonce {
+        /// The nonce the client's next proof must carry.
+        nonce: DpopNonce,
+    },
     /// The request's `authorization_details` (RFC 9396) are malformed, too
     /// many, of a type the host does not accept, or refused by the type's
     /// validator. Sent as `invalid_authorization_details`.
@@ -370,6 +384,7 @@ impl OAuthError {
             Self::InvalidScope => ErrorCode::InvalidScope,
             Self::InvalidGrant | Self::CodeVerifier(_) => ErrorCode::InvalidGrant,
             Self::DpopProof(_) => ErrorCode::InvalidDpopProof,
+            Self::UseDpopNonce { .. } => ErrorCode::UseDpopNonce,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::InvalidAuthorizationDetails(_) => ErrorCode::InvalidAuthorizationDetails,
             Self::AuthorizationPending => ErrorCode::AuthorizationPending,
@@ -444,6 +459,9 @@ impl OAuthError {
         if let Self::RateLimited { retry_after } | Self::Overloaded { retry_after } = self {
             let secs = retry_after.whole_seconds().max(1);
             response.headers.push(("retry-after", secs.to_string()));
+        }
+        if let Self::UseDpopNonce { nonce } = self {
+            response.headers.push(("dpop-nonce", nonce.to_string()));
         }
         if let Self::InvalidClient {
             via_header: true,

@@ -10,6 +10,7 @@ pub(crate) mod authorization_details;
 pub(crate) mod client;
 pub(crate) mod device_code;
 pub(crate) mod dpop;
+pub(crate) mod dpop_nonce;
 pub(crate) mod error;
 pub(crate) mod form;
 pub(crate) mod pkce;

@@ -347,9 +347,10 @@ impl std::fmt::Debug for UserCodeKey {
     }
 }
 
-/// A [`UserCodeKey`] shorter than 32 bytes.
+/// A secret key ([`UserCodeKey`], [`DpopNonces`](crate::DpopNonces)) shorter
+/// than 32 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a user-code key needs at least 32 bytes, got {0}")]
+#[error("a secret key needs at least 32 bytes, got {0}")]
 pub struct KeyTooShort(pub usize);
 
 /// The keyed hash of a [`UserCode`]: the key of the user-code index.

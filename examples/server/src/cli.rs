@@ -11,7 +11,7 @@ const USAGE: &str = "usage: server [--addr 127.0.0.1:8080] [--issuer URL] \
                      |postgres://USER@HOST[:PORT]/DB] \
                      [--rate-limits on|off] [--client-address peer|x-forwarded-for] \
                      [--log-format text|json] [--audit-log PATH|-] \
-                     [--policy enforce|report-only]\n\
+                     [--policy enforce|report-only] [--dpop-nonces on|off]\n\
                      environment: DEVICE_GRANT_USER_CODE_KEY (64 hex digits), the same on \
                      every instance sharing a store";
 
@@ -30,6 +30,7 @@ struct Args {
     log_format: app::LogFormat,
     audit_log: Option<String>,
     policy_mode: device_grant::PolicyMode,
+    dpop_nonces: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -44,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         log_format: app::LogFormat::Text,
         audit_log: None,
         policy_mode: device_grant::PolicyMode::Enforce,
+        dpop_nonces: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -85,6 +87,13 @@ fn parse_args() -> Result<Args, String> {
                     "enforce" => device_grant::PolicyMode::Enforce,
                     "report-only" => device_grant::PolicyMode::ReportOnly,
                     _ => return Err(bad("expected `enforce` or `report-only`")),
+                }
+            }
+            "--dpop-nonces" => {
+                args.dpop_nonces = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad("expected `on` or `off`")),
                 }
             }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
@@ -132,6 +141,9 @@ async fn run() -> Result<(), String> {
     options.rate_limits = args.rate_limits;
     options.client_address = args.client_address;
     options.policy_mode = args.policy_mode;
+    // A key of this process's own: nonces from one instance are refused by
+    // another, so run one instance per name with nonces on.
+    options.dpop_nonces = args.dpop_nonces.then(device_grant::DpopNonces::generate);
     // The audit log: one JSON object per event and line, for a SIEM.
     let audit_log: Option<std::sync::Arc<dyn device_grant::EventSink>> =
         match args.audit_log.as_deref() {

@@ -35,9 +35,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use device_grant::store::{AttemptLimiter, Store};
 use device_grant::{
-    Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, DpopConfig, DpopVerifier,
-    Event, EventKind, EventSink, Interval, MemoryLimiter, MemoryProofReplay, MemoryStore,
-    NetworkPolicy, PolicyMode, PollingRules, SystemClock, UserCodeKey,
+    Budgets, Clock, Config, ConfigError, ConsentPolicy, DeviceGrant, DpopConfig, DpopNonces,
+    DpopVerifier, Event, EventKind, EventSink, Interval, MemoryLimiter, MemoryProofReplay,
+    MemoryStore, NetworkPolicy, PolicyMode, PollingRules, SystemClock, UserCodeKey,
 };
 use time::Duration;
 use tower::Layer as _;
@@ -94,6 +94,10 @@ pub struct Options {
     pub issued: Arc<AtomicUsize>,
     /// The most sessions kept at once; past it, the least used go first.
     pub max_sessions: u64,
+    /// DPoP server nonces (RFC 9449 §8) at the token endpoint: `None` (the
+    /// default) accepts proofs without one. Instances behind one name must
+    /// share the nonces' key.
+    pub dpop_nonces: Option<DpopNonces>,
     /// Connection limits, for [`serve`].
     pub connections: Connections,
 }
@@ -194,6 +198,7 @@ impl Options {
             events: None,
             issued: Arc::default(),
             max_sessions: 100_000,
+            dpop_nonces: None,
             connections: Connections::default(),
         }
     }
@@ -373,12 +378,15 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
     // device sends. The used proofs are remembered per process: several
     // instances behind one name would need a shared `ProofReplay`.
     let dpop = DpopVerifier::new();
-    let token_dpop = DpopConfig::new(
+    let mut token_dpop = DpopConfig::new(
         &format!("{}/token", options.issuer),
         Arc::new(MemoryProofReplay::new()),
     )
     .map_err(|_| SetupError::Issuer)?
     .verifier(dpop.clone());
+    if let Some(nonces) = options.dpop_nonces {
+        token_dpop = token_dpop.nonces(nonces);
+    }
     let clients = Arc::new(accounts::clients());
     let grant = DeviceGrant::builder(config, clients.clone(), tokens.clone())
         .dpop(token_dpop)

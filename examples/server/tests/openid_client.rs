@@ -166,7 +166,24 @@ fn interval_one(options: &mut support::app::Options) {
 
 #[tokio::test]
 async fn openid_client_gets_dpop_bound_tokens_with_pkce_and_calls_the_api() {
-    let server = Server::start(interval_one).await;
+    dpop_flow(Server::start(interval_one).await).await;
+}
+
+/// With server nonces required (RFC 9449 §8), every first proof openid-client
+/// sends (at the token endpoint, and again at the refresh) is refused with
+/// `use_dpop_nonce` and a nonce, and openid-client retries with it: the flow
+/// ends as without nonces.
+#[tokio::test]
+async fn openid_client_follows_the_servers_dpop_nonces() {
+    let server = Server::start(|options| {
+        interval_one(options);
+        options.dpop_nonces = Some(device_grant::DpopNonces::generate());
+    })
+    .await;
+    dpop_flow(server).await;
+}
+
+async fn dpop_flow(server: Server) {
     let file = TokenFile::new();
     // `cli` must send a PKCE challenge (S256) and its verifier.
     let device = Device::start(&server, "cli", &["--token-file", file.0.to_str().unwrap()]).await;
