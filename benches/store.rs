@@ -42,6 +42,7 @@ fn record(i: u64, now: OffsetDateTime) -> DeviceAuthorization {
             context: RequestContext::default(),
             code_challenge: None,
             authorization_details: None,
+            dpop_jkt: None,
         },
         Interval::DEFAULT,
         Duration::minutes(10),

@@ -702,3 +702,88 @@ async fn a_nonce_of_another_key_or_past_its_lifetime_is_refused() {
         .unwrap_err();
     assert_eq!(pending.code().as_str(), "authorization_pending");
 }
+
+const DEVICE_AUTHORIZATION_URL: &str = "https://as.example/device_authorization";
+
+fn binding() -> Setup {
+    setup_with(Some(
+        DpopConfig::new(TOKEN_URL, Arc::new(MemoryProofReplay::new()))
+            .unwrap()
+            .bind_device_codes(DEVICE_AUTHORIZATION_URL)
+            .unwrap(),
+    ))
+}
+
+/// A device authorization request with a proof of `key` for that endpoint.
+async fn start_bound(s: &Setup, key: &Key) -> Result<DeviceAuthorizationResponse, OAuthError> {
+    let mut c = claims(s);
+    c["htu"] = DEVICE_AUTHORIZATION_URL.into();
+    let proof = key.sign(&key.header(), &c);
+    s.grant
+        .device_authorization(
+            EndpointRequest::form(b"client_id=tv-app&scope=profile").with_dpop(&proof),
+            RequestContext::default(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_bound_device_code_is_polled_and_redeemed_only_with_its_key() {
+    let s = binding();
+    let key = Key::p256();
+    let thief = Key::p256();
+    let codes = start_bound(&s, &key).await.unwrap();
+    // Pending: a poll without a proof, or with another key's, is refused
+    // before the request's state is looked at.
+    assert_eq!(refused(poll(&s, &codes, None).await), DpopError::Missing);
+    assert_eq!(
+        refused(poll(&s, &codes, Some(&thief.proof(&s))).await),
+        DpopError::WrongKey
+    );
+    let pending = poll(&s, &codes, Some(&key.proof(&s))).await.unwrap_err();
+    assert_eq!(pending.code().as_str(), "authorization_pending");
+    // Approved: the thief still gets nothing, and the approval waits for
+    // the device.
+    approve(&s, &codes).await;
+    s.clock.advance(time::Duration::seconds(5));
+    assert_eq!(
+        refused(poll(&s, &codes, Some(&thief.proof(&s))).await),
+        DpopError::WrongKey
+    );
+    assert_eq!(refused(poll(&s, &codes, None).await), DpopError::Missing);
+    let tokens = poll(&s, &codes, Some(&key.proof(&s))).await.unwrap();
+    assert_eq!(tokens.token_type, "DPoP");
+    assert_eq!(*s.issuer.seen.lock().unwrap(), vec![Some(key.thumbprint())]);
+}
+
+#[tokio::test]
+async fn binding_needs_a_valid_proof_for_the_device_authorization_endpoint() {
+    let s = binding();
+    let key = Key::p256();
+    // A proof for the token endpoint does not bind a device code.
+    let wrong_htu = s
+        .grant
+        .device_authorization(
+            EndpointRequest::form(b"client_id=tv-app&scope=profile").with_dpop(&key.proof(&s)),
+            RequestContext::default(),
+        )
+        .await;
+    assert!(
+        matches!(wrong_htu, Err(OAuthError::DpopProof(DpopError::Url))),
+        "{wrong_htu:?}"
+    );
+    // Without a proof the code is not bound: any proof, or none, polls it.
+    let unbound = start(&s).await;
+    let pending = poll(&s, &unbound, None).await.unwrap_err();
+    assert_eq!(pending.code().as_str(), "authorization_pending");
+}
+
+#[tokio::test]
+async fn without_binding_a_proof_at_the_device_authorization_endpoint_binds_nothing() {
+    let s = setup();
+    let key = Key::p256();
+    let codes = start_bound(&s, &key).await.unwrap();
+    approve(&s, &codes).await;
+    let tokens = poll(&s, &codes, None).await.unwrap();
+    assert_eq!(tokens.token_type, "Bearer");
+}

@@ -253,6 +253,7 @@ fn pending_under(hash: UserCodeHash, now: OffsetDateTime) -> DeviceAuthorization
             context: RequestContext::default(),
             code_challenge: None,
             authorization_details: None,
+            dpop_jkt: None,
         },
         Interval::DEFAULT,
         Duration::minutes(10),

@@ -69,6 +69,7 @@ fn record(status: Status, version: u64) -> DeviceAuthorization {
             },
             code_challenge: None,
             authorization_details: None,
+            dpop_jkt: None,
         }),
         status,
         interval: Interval::from_secs(10).unwrap(),

@@ -130,6 +130,12 @@ impl DeviceGrant {
             .get("authorization_details")?
             .map(|text| self.inner.detail_types.parse(text))
             .transpose()?;
+        // A DPoP proof binds the device code to its key, when the host binds
+        // device codes; checked before any budget is spent too.
+        #[cfg(feature = "dpop")]
+        let dpop_jkt = self.device_code_binding(&request).await?;
+        #[cfg(not(feature = "dpop"))]
+        let dpop_jkt = None;
         let config = &self.inner.config;
         let now = self.now();
         let id = AuthorizationId::generate();
@@ -172,6 +178,7 @@ impl DeviceGrant {
             context,
             code_challenge,
             authorization_details,
+            dpop_jkt,
         };
         let policy = &config.user_code_policy;
         let mut user_code = policy.generate();

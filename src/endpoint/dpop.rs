@@ -19,6 +19,12 @@ pub enum DpopConfigError {
     /// and fragment.
     #[error("the DPoP token endpoint must be an absolute http(s) URL without query or fragment")]
     TokenEndpoint,
+    /// The device authorization endpoint URL is not an absolute `http(s)`
+    /// URL without query and fragment.
+    #[error(
+        "the DPoP device authorization endpoint must be an absolute http(s) URL without query or fragment"
+    )]
+    DeviceAuthorizationEndpoint,
 }
 
 /// DPoP at the token endpoint: where it is (what a proof's `htu` must name),
@@ -40,6 +46,7 @@ pub struct DpopConfig {
     pub(crate) token_endpoint: String,
     pub(crate) replay: Arc<dyn ProofReplay>,
     pub(crate) nonces: Option<DpopNonces>,
+    pub(crate) device_authorization_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for DpopConfig {
@@ -48,6 +55,10 @@ impl std::fmt::Debug for DpopConfig {
             .field("verifier", &self.verifier)
             .field("token_endpoint", &self.token_endpoint)
             .field("nonces", &self.nonces)
+            .field(
+                "device_authorization_endpoint",
+                &self.device_authorization_endpoint,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -61,19 +72,12 @@ impl DpopConfig {
         token_endpoint: &str,
         replay: Arc<dyn ProofReplay>,
     ) -> Result<Self, DpopConfigError> {
-        let url = url::Url::parse(token_endpoint).map_err(|_| DpopConfigError::TokenEndpoint)?;
-        if !matches!(url.scheme(), "https" | "http")
-            || url.query().is_some()
-            || url.fragment().is_some()
-            || !url.has_host()
-        {
-            return Err(DpopConfigError::TokenEndpoint);
-        }
         Ok(Self {
             verifier: DpopVerifier::default(),
-            token_endpoint: url.into(),
+            token_endpoint: endpoint_url(token_endpoint).ok_or(DpopConfigError::TokenEndpoint)?,
             replay,
             nonces: None,
+            device_authorization_endpoint: None,
         })
     }
 
@@ -97,6 +101,30 @@ impl DpopConfig {
         self
     }
 
+    /// Binds device codes to DPoP keys, an extension of RFC 9449 to the
+    /// device grant, off by default: a device authorization request that
+    /// carries a `DPoP` proof for `POST` to `device_authorization_endpoint`
+    /// (its absolute URL as clients address it) binds the device code to the
+    /// proof's key ([`RequestDetails::dpop_jkt`](crate::RequestDetails::dpop_jkt)),
+    /// and every token request for that device code must then carry a proof
+    /// of the same key, or is refused with `invalid_dpop_proof`
+    /// ([`DpopError::Missing`], [`DpopError::WrongKey`]) and changes nothing.
+    /// A thief of the device code alone, without the device's key, can then
+    /// not redeem it. A request without a proof is not bound; a refused proof
+    /// at the device authorization endpoint is `invalid_dpop_proof` and
+    /// stores nothing. Proofs there go through the same checks as at the
+    /// token endpoint (nonces and replay included).
+    pub fn bind_device_codes(
+        mut self,
+        device_authorization_endpoint: &str,
+    ) -> Result<Self, DpopConfigError> {
+        self.device_authorization_endpoint = Some(
+            endpoint_url(device_authorization_endpoint)
+                .ok_or(DpopConfigError::DeviceAuthorizationEndpoint)?,
+        );
+        Ok(self)
+    }
+
     /// The algorithms accepted: what `dpop_signing_alg_values_supported`
     /// lists ([`Metadata::dpop`](crate::Metadata::dpop)).
     pub fn supported_algorithms(&self) -> &[DpopAlgorithm] {
@@ -107,6 +135,17 @@ impl DpopConfig {
     pub fn token_endpoint(&self) -> &str {
         &self.token_endpoint
     }
+}
+
+/// An endpoint's absolute `http(s)` URL, without query and fragment, as a
+/// proof's `htu` is compared with it.
+fn endpoint_url(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let fits = matches!(url.scheme(), "https" | "http")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.has_host();
+    fits.then(|| url.into())
 }
 
 impl DeviceGrant {
@@ -123,14 +162,41 @@ impl DeviceGrant {
         &self,
         request: &EndpointRequest<'_>,
     ) -> Result<Option<JwkThumbprint>, OAuthError> {
-        let (Some(dpop), Some(proof)) = (&self.inner.dpop, request.dpop) else {
+        match &self.inner.dpop {
+            Some(dpop) => self.check_proof(dpop, request, &dpop.token_endpoint).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The device authorization request's DPoP proof, when device codes are
+    /// bound ([`DpopConfig::bind_device_codes`]): `Ok(None)` without a proof
+    /// or without binding.
+    pub(crate) async fn device_code_binding(
+        &self,
+        request: &EndpointRequest<'_>,
+    ) -> Result<Option<JwkThumbprint>, OAuthError> {
+        match &self.inner.dpop {
+            Some(dpop) => match &dpop.device_authorization_endpoint {
+                Some(endpoint) => self.check_proof(dpop, request, endpoint).await,
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The proof of `request` for `POST` to `endpoint` (RFC 6749 §3.1 and
+    /// §3.2: both endpoints are POST only), with the nonce and replay checks.
+    async fn check_proof(
+        &self,
+        dpop: &DpopConfig,
+        request: &EndpointRequest<'_>,
+        endpoint: &str,
+    ) -> Result<Option<JwkThumbprint>, OAuthError> {
+        let Some(proof) = request.dpop else {
             return Ok(None);
         };
         let now = self.now();
-        // RFC 6749 §3.2: the token endpoint is POST only.
-        let proof = dpop
-            .verifier
-            .verify(proof, "POST", &dpop.token_endpoint, None, now)?;
+        let proof = dpop.verifier.verify(proof, "POST", endpoint, None, now)?;
         if let Some(nonces) = &dpop.nonces {
             if !proof.nonce.as_deref().is_some_and(|n| nonces.check(n, now)) {
                 return Err(OAuthError::UseDpopNonce {

@@ -12,7 +12,7 @@ use crate::host::store::{PollAttempt, Polled, whole_micros};
 use crate::protocol::authorization::{Approval, DeviceAuthorization, PollOutcome, RequestDetails};
 use crate::protocol::client::Client;
 use crate::protocol::device_code;
-use crate::protocol::dpop::JwkThumbprint;
+use crate::protocol::dpop::{DpopError, JwkThumbprint};
 use crate::protocol::error::OAuthError;
 use crate::protocol::pkce::{self, CodeChallenge};
 use crate::protocol::response::HttpResponse;
@@ -105,6 +105,7 @@ impl DeviceGrant {
             let attempt = PollAttempt::new(
                 &client.id,
                 challenge.as_ref(),
+                dpop_jkt.as_ref(),
                 self.now(),
                 &self.inner.config.polling,
             );
@@ -146,6 +147,15 @@ impl DeviceGrant {
                     &record.request,
                 ));
                 return Err(refused.into());
+            }
+            // A device code bound to a DPoP key: only a proof of that key
+            // redeems or polls it, checked before anything changes.
+            if let Some(bound) = &record.request.dpop_jkt {
+                match &dpop_jkt {
+                    Some(jkt) if jkt == bound => {}
+                    Some(_) => return Err(DpopError::WrongKey.into()),
+                    None => return Err(DpopError::Missing.into()),
+                }
             }
             // Whole microseconds, as a store that judges polls keeps them.
             let now = whole_micros(self.now());

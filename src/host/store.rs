@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use crate::protocol::authorization::DeviceAuthorization;
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
+use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::error::BackendError;
 use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::{Interval, PollingRules};
@@ -31,6 +32,10 @@ pub struct PollAttempt<'a> {
     /// one: the record's `request.code_challenge` must equal it (both `None`,
     /// or the same digest).
     pub challenge: Option<&'a CodeChallenge>,
+    /// The key of the request's valid DPoP proof, `None` without one: a
+    /// record bound to a key (`request.dpop_jkt`) must be bound to this one;
+    /// an unbound record takes any.
+    pub dpop_jkt: Option<&'a JwkThumbprint>,
     /// The crate's clock, in whole microseconds.
     pub now: OffsetDateTime,
     /// The pace rules (`leeway`, `max_interval`) to judge the poll by.
@@ -43,24 +48,32 @@ impl<'a> PollAttempt<'a> {
     pub fn new(
         client_id: &'a ClientId,
         challenge: Option<&'a CodeChallenge>,
+        dpop_jkt: Option<&'a JwkThumbprint>,
         now: OffsetDateTime,
         rules: &'a PollingRules,
     ) -> Self {
         Self {
             client_id,
             challenge,
+            dpop_jkt,
             now: whole_micros(now),
             rules,
         }
     }
 
     /// Whether the store may decide this poll of `record`: the record is
-    /// pending, unexpired at `now`, of this client and this challenge. For
-    /// any other record a store answers [`Polled::Undecided`].
+    /// pending, unexpired at `now`, of this client and this challenge, and
+    /// unbound or bound to this DPoP key. For any other record a store
+    /// answers [`Polled::Undecided`].
     pub fn applies_to(&self, record: &DeviceAuthorization) -> bool {
         record.is_live(self.now)
             && record.request.client_id == *self.client_id
             && record.request.code_challenge.as_ref() == self.challenge
+            && record
+                .request
+                .dpop_jkt
+                .as_ref()
+                .is_none_or(|bound| Some(bound) == self.dpop_jkt)
     }
 
     /// The decision for `record`, for a store that judges polls in Rust:

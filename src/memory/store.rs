@@ -10,6 +10,7 @@ use crate::protocol::authorization::{
 use crate::protocol::authorization_details::AuthorizationDetails;
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
+use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::error::BackendError;
 use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::Interval;
@@ -73,6 +74,7 @@ struct Extras {
     context: RequestContext,
     code_challenge: Option<CodeChallenge>,
     authorization_details: Option<AuthorizationDetails>,
+    dpop_jkt: Option<JwkThumbprint>,
 }
 
 impl Stored {
@@ -82,7 +84,8 @@ impl Stored {
             && c.user_agent.is_none()
             && c.extra.is_empty()
             && r.request.code_challenge.is_none()
-            && r.request.authorization_details.is_none();
+            && r.request.authorization_details.is_none()
+            && r.request.dpop_jkt.is_none();
         Self {
             device_code_hash: r.device_code_hash,
             user_code_hash: r.user_code_hash,
@@ -96,6 +99,7 @@ impl Stored {
                     context: c.clone(),
                     code_challenge: r.request.code_challenge.clone(),
                     authorization_details: r.request.authorization_details.clone(),
+                    dpop_jkt: r.request.dpop_jkt,
                 })
             }),
             status: None,
@@ -145,6 +149,7 @@ impl Stored {
                     .extras
                     .as_ref()
                     .and_then(|e| e.authorization_details.clone()),
+                dpop_jkt: self.extras.as_ref().and_then(|e| e.dpop_jkt),
             }),
             status: self.status.as_deref().cloned().unwrap_or(Status::Pending),
             interval: self.interval,

@@ -32,6 +32,7 @@ use crate::host::issuer::ApprovalData;
 use crate::protocol::authorization_details::AuthorizationDetails;
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
+use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::{Interval, Pace, PollingRules};
 use crate::protocol::scope::ScopeSet;
@@ -137,6 +138,13 @@ pub struct RequestDetails {
     /// present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<AuthorizationDetails>,
+    /// The DPoP key the device code is bound to (RFC 9449), if the device
+    /// sent a proof with its request and the host binds device codes
+    /// ([`DpopConfig::bind_device_codes`](crate::DpopConfig::bind_device_codes)):
+    /// every token request for this device code must then carry a proof of
+    /// that key. Stored only when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<JwkThumbprint>,
 }
 
 /// The person the request was approved for: the host's stable user identifier.
@@ -670,6 +678,7 @@ pub(crate) mod tests {
                 context: RequestContext::default(),
                 code_challenge: None,
                 authorization_details: None,
+                dpop_jkt: None,
             },
             Interval::DEFAULT,
             Duration::seconds(300),

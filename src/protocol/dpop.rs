@@ -74,6 +74,21 @@ impl std::fmt::Debug for JwkThumbprint {
     }
 }
 
+/// Stored and sent as its wire form, unpadded base64url.
+impl serde::Serialize for JwkThumbprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_base64url())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JwkThumbprint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        Self::from_base64url(&text)
+            .ok_or_else(|| serde::de::Error::custom("expected 43 characters of unpadded base64url"))
+    }
+}
+
 impl std::fmt::Display for JwkThumbprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_base64url())

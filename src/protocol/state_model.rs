@@ -183,6 +183,7 @@ fn fresh(now: OffsetDateTime) -> DeviceAuthorization {
             context: RequestContext::default(),
             code_challenge: None,
             authorization_details: None,
+            dpop_jkt: None,
         },
         Interval::DEFAULT,
         Duration::seconds(600),

@@ -62,6 +62,7 @@ use crate::protocol::authorization::{
 };
 use crate::protocol::client::ClientId;
 use crate::protocol::device_code::DeviceCodeHash;
+use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::error::BackendError;
 use crate::protocol::pkce::CodeChallenge;
 use crate::protocol::polling::{Interval, PollingRules};
@@ -191,6 +192,7 @@ fn pending_with_user_code(base: OffsetDateTime, user_code: UserCodeHash) -> Devi
             context: RequestContext::default(),
             code_challenge: None,
             authorization_details: None,
+            dpop_jkt: None,
         },
         Interval::DEFAULT,
         Duration::seconds(PURGE_IN - EXPIRES_IN),
@@ -1406,7 +1408,8 @@ const STEPS: usize = 48;
 
 /// A differential test of [`Store::poll`] against the state machine: random
 /// sequences of polls (by the right client or another, with the right
-/// verifier, none or another), approvals, denials, redemptions, clock steps
+/// verifier, none or another, with a proof of the bound DPoP key, none or
+/// another), approvals, denials, redemptions, clock steps
 /// and expiry, played through the store (alternating handles) and through
 /// [`PollAttempt::judge`] on a model record. After every step the answer
 /// must be the model's and the stored record must equal the model, field for
@@ -1419,6 +1422,7 @@ pub async fn polls_match_the_state_machine(store: Arc<dyn Store>, peer: Arc<dyn 
     let handles = (store, peer);
     let other_client = ClientId::new("another-client");
     let other_challenge = CodeChallenge::from_verifier(&"o".repeat(43)).expect("well formed");
+    let other_key = JwkThumbprint::from_base64url(&"o".repeat(43)).expect("well formed");
     for sequence in 0..SEQUENCES {
         let rules = differential_rules()[sequence % 3];
         let base = base_time();
@@ -1429,6 +1433,8 @@ pub async fn polls_match_the_state_machine(store: Arc<dyn Store>, peer: Arc<dyn 
             .random_bool(0.5)
             .then(|| CodeChallenge::from_verifier(&"v".repeat(43)).expect("well formed"));
         Arc::make_mut(&mut model.request).code_challenge = challenge.clone();
+        let key = JwkThumbprint::from_base64url(&"k".repeat(43)).expect("well formed");
+        Arc::make_mut(&mut model.request).dpop_jkt = rng.random_bool(0.4).then_some(key);
         insert(&*handles.0, &model, base).await;
         let hash = model.device_code_hash;
         let mut now = base;
@@ -1450,7 +1456,12 @@ pub async fn polls_match_the_state_machine(store: Arc<dyn Store>, peer: Arc<dyn 
                         1 => Some(&other_challenge),
                         _ => challenge.as_ref(),
                     };
-                    let attempt = PollAttempt::new(client, sent, now, &rules);
+                    let proof = match rng.random_range(0..6) {
+                        0 => None,
+                        1 => Some(&other_key),
+                        _ => Some(&key),
+                    };
+                    let attempt = PollAttempt::new(client, sent, proof, now, &rules);
                     let got = ok("poll", handle.poll(&hash, &attempt).await);
                     match attempt.judge(&model) {
                         Some(_) if got == Polled::Undecided(Some(model.clone())) => {}
@@ -1560,7 +1571,7 @@ pub async fn racing_polls_never_undo_an_approval(store: Arc<dyn Store>, peer: Ar
         let handle = either(i, &pair);
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let attempt = PollAttempt::new(&client, None, base, &rules);
+            let attempt = PollAttempt::new(&client, None, None, base, &rules);
             ok("poll", handle.poll(&hash, &attempt).await)
         }));
     }
@@ -1611,7 +1622,7 @@ pub async fn judges_pending_polls(store: Arc<dyn Store>) {
     insert(&*store, &record, base).await;
     let client = &record.request.client_id;
     let hash = &record.device_code_hash;
-    let at = |secs| PollAttempt::new(client, None, base + Duration::seconds(secs), &rules);
+    let at = |secs| PollAttempt::new(client, None, None, base + Duration::seconds(secs), &rules);
     expect_eq(
         ok("poll", store.poll(hash, &at(0)).await),
         Polled::Pending,

@@ -9,5 +9,7 @@ ALTER TABLE device_grant_authorizations
     ADD COLUMN client_id      TEXT,
     -- The PKCE challenge (unpadded base64url), '' for none.
     ADD COLUMN code_challenge TEXT,
+    -- The DPoP key the device code is bound to, '' for none.
+    ADD COLUMN dpop_jkt       TEXT,
     ADD COLUMN poll_interval  INTEGER,
     ADD COLUMN last_poll      TIMESTAMPTZ;

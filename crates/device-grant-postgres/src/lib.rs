@@ -124,7 +124,7 @@ use device_grant::store::{
     PollAttempt, Polled, Store, UserCodeHash, decode_record as decode, encode_record as encode,
     with_pace,
 };
-use device_grant::{BackendError, Budget, CodeChallenge, Interval};
+use device_grant::{BackendError, Budget, CodeChallenge, Interval, JwkThumbprint};
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -442,8 +442,9 @@ impl Sql {
         Self {
             insert: format!(
                 "INSERT INTO {t} (device_code_hash, user_code_hash, expires_at, purge_at, version, record,
-                     client_id, code_challenge, poll_interval, last_poll)
-                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING version"
+                     client_id, code_challenge, poll_interval, last_poll, dpop_jkt)
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT DO NOTHING RETURNING version"
             ),
             release_expired: format!(
                 "UPDATE {t} SET user_code_hash = NULL WHERE user_code_hash = $1 AND expires_at <= $2"
@@ -459,11 +460,14 @@ impl Sql {
             compare_and_set: format!(
                 "UPDATE {t} SET version = $3, record = $4, purge_at = $5,
                      user_code_hash = CASE WHEN $6 THEN user_code_hash ELSE NULL END,
-                     client_id = $7, code_challenge = $8, poll_interval = $9, last_poll = $10
+                     client_id = $7, code_challenge = $8, poll_interval = $9, last_poll = $10,
+                     dpop_jkt = $11
                  WHERE device_code_hash = $1 AND version = $2 RETURNING version"
             ),
             // The pace rules of `PollingRules::pace`, in microseconds: $3 now,
-            // $4 the leeway (µs), $5 the interval's cap (s). `cur` locks the
+            // $4 the leeway (µs), $5 the interval's cap (s); $6 the challenge
+            // and $7 the proof's DPoP key ('' for none; an unbound row takes
+            // any). `cur` locks the
             // row if this poll is the store's to judge; `judged` writes it
             // unless the poll is too early with the interval at its cap. A
             // poll that is not the store's to judge reads the row as is.
@@ -479,6 +483,7 @@ impl Sql {
                      FROM {t}
                      WHERE device_code_hash = $1 AND poll_interval IS NOT NULL
                          AND client_id = $2::text AND code_challenge = $6::text
+                         AND (dpop_jkt = '' OR dpop_jkt = $7::text)
                          AND $3::timestamptz < expires_at
                      FOR UPDATE
                  ), judged AS (
@@ -638,18 +643,10 @@ fn record_of(row: &tokio_postgres::Row) -> Result<DeviceAuthorization, BackendEr
     with_pace(record, version, interval, last_poll)
 }
 
-/// The pace columns of a record (`client_id`, `code_challenge`,
-/// `poll_interval`, `last_poll`): set while it is pending, NULL after.
-fn pace_columns(
-    record: &DeviceAuthorization,
-) -> (
-    Option<&str>,
-    Option<String>,
-    Option<i32>,
-    Option<OffsetDateTime>,
-) {
+/// The pace columns of a record: set while it is pending, NULL after.
+fn pace_columns(record: &DeviceAuthorization) -> PaceColumns<'_> {
     if !record.status.is_pending() {
-        return (None, None, None, None);
+        return (None, None, None, None, None);
     }
     (
         Some(record.request.client_id.as_str()),
@@ -663,8 +660,24 @@ fn pace_columns(
         ),
         i32::try_from(record.interval.secs()).ok(),
         record.last_poll,
+        Some(
+            record
+                .request
+                .dpop_jkt
+                .map(|j| j.to_base64url())
+                .unwrap_or_default(),
+        ),
     )
 }
+
+/// `client_id`, `code_challenge`, `poll_interval`, `last_poll`, `dpop_jkt`.
+type PaceColumns<'a> = (
+    Option<&'a str>,
+    Option<String>,
+    Option<i32>,
+    Option<OffsetDateTime>,
+    Option<String>,
+);
 
 /// How many times an operation runs when the server cancels its transaction
 /// (SQLSTATE 40001 or 40P01): see [Isolation](crate#isolation).
@@ -764,8 +777,8 @@ impl Store for PostgresStore {
             &record.device_code_hash.as_bytes()[..],
             &record.user_code_hash.as_bytes()[..],
         );
-        let (client, challenge, interval, last_poll) = pace_columns(record);
-        let params: [&(dyn ToSql + Sync); 9] = [
+        let (client, challenge, interval, last_poll, jkt) = pace_columns(record);
+        let params: [&(dyn ToSql + Sync); 10] = [
             &device,
             &user,
             &record.request.expires_at,
@@ -775,6 +788,7 @@ impl Store for PostgresStore {
             &challenge,
             &interval,
             &last_poll,
+            &jkt,
         ];
         if !self.query(&self.sql.insert, &params).await?.is_empty() {
             return Ok(Inserted::Stored);
@@ -829,7 +843,7 @@ impl Store for PostgresStore {
             return Ok(false);
         }
         let json = encode(next)?;
-        let (client, challenge, interval, last_poll) = pace_columns(next);
+        let (client, challenge, interval, last_poll, jkt) = pace_columns(next);
         let rows = self
             .query(
                 &self.sql.compare_and_set,
@@ -844,6 +858,7 @@ impl Store for PostgresStore {
                     &challenge,
                     &interval,
                     &last_poll,
+                    &jkt,
                 ],
             )
             .await?;
@@ -873,6 +888,10 @@ impl Store for PostgresStore {
                     &leeway,
                     &cap,
                     &challenge,
+                    &attempt
+                        .dpop_jkt
+                        .map(JwkThumbprint::to_base64url)
+                        .unwrap_or_default(),
                 ],
             )
             .await?;

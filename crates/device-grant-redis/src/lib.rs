@@ -11,7 +11,7 @@
 //!
 //! | key | type | holds | expires (TTL) |
 //! | --- | --- | --- | --- |
-//! | `P:dc:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON, `p`: `purge_at` (µs); while pending, the pace fields `c` (client id), `k` (PKCE challenge), `x` (`expires_at`, µs), `i` (interval, s), `l` (last poll, µs) | at `purge_at` |
+//! | `P:dc:<device-code hash>` | hash | `v`: the version, `r`: the record's JSON, `p`: `purge_at` (µs); while pending, the pace fields `c` (client id), `k` (PKCE challenge), `x` (`expires_at`, µs), `i` (interval, s), `l` (last poll, µs), `j` (bound DPoP key) | at `purge_at` |
 //! | `P:uc:<user-code hash>` | string | `<device-code hash>:<expires_at, µs>`: the user-code index entry | at `expires_at` |
 //! | `P:attempts:<key hash>:<window start>` | string | attempts spent in the window | a window after the window ends |
 //!
@@ -109,7 +109,7 @@ use device_grant::store::{
     PollAttempt, Polled, Store, UserCodeHash, decode_record as decode, encode_record as encode,
     redacted_url, with_pace,
 };
-use device_grant::{BackendError, Budget, CodeChallenge, Interval};
+use device_grant::{BackendError, Budget, CodeChallenge, Interval, JwkThumbprint};
 
 /// Keys one `SCAN` step of a purge asks a server for.
 const SCAN_COUNT: u32 = 1000;
@@ -118,12 +118,12 @@ const SCAN_COUNT: u32 = 1000;
 const CLAIM_ROUNDS: usize = 4;
 
 // KEYS: record. ARGV: record JSON, purge ms, purge µs, then the pace
-// fields (client, challenge, expires µs, interval, last poll µs).
+// fields (client, challenge, expires µs, interval, last poll µs, DPoP key).
 // Returns 1 (stored) or 0 (device code already stored; nothing changed).
 const INSERT_RECORD: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'v', '0', 'r', ARGV[1], 'p', ARGV[3],
-  'c', ARGV[4], 'k', ARGV[5], 'x', ARGV[6], 'i', ARGV[7], 'l', ARGV[8])
+  'c', ARGV[4], 'k', ARGV[5], 'x', ARGV[6], 'i', ARGV[7], 'l', ARGV[8], 'j', ARGV[9])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 ";
@@ -156,25 +156,28 @@ const COMPARE_AND_SET: &str = r"
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
 if #ARGV > 3 then
-  redis.call('HSET', KEYS[1], 'c', ARGV[4], 'k', ARGV[5], 'x', ARGV[6], 'i', ARGV[7], 'l', ARGV[8])
+  redis.call('HSET', KEYS[1], 'c', ARGV[4], 'k', ARGV[5], 'x', ARGV[6], 'i', ARGV[7], 'l', ARGV[8],
+    'j', ARGV[9])
 else
-  redis.call('HDEL', KEYS[1], 'c', 'k', 'x', 'i', 'l')
+  redis.call('HDEL', KEYS[1], 'c', 'k', 'x', 'i', 'l', 'j')
 end
 return 1
 ";
 
 // KEYS: record. ARGV: client id, challenge ('' for none), now µs, leeway µs,
-// max interval s. The pace rules of `PollingRules::pace`, on the pace fields
+// max interval s, the proof's DPoP key ('' for none; an unbound record, whose
+// `j` is '', takes any). The pace rules of `PollingRules::pace`, on the pace fields
 // (present only while the record is pending; fields that do not parse leave
 // the poll to the crate, which reads the record and reports it corrupt):
 // returns 1 (on time: last poll written), {2, r, v, i, l} (too early: the
 // interval grown, unless at the cap) or {0, r, v, i, l} (not judged).
 const POLL: &str = r"
-local f = redis.call('HMGET', KEYS[1], 'x', 'c', 'k', 'i', 'l', 'v')
+local f = redis.call('HMGET', KEYS[1], 'x', 'c', 'k', 'i', 'l', 'v', 'j')
 local now = tonumber(ARGV[3])
 local interval = tonumber(f[4])
 if interval and tonumber(f[6]) and f[5] and (f[5] == '' or tonumber(f[5]))
-  and f[2] == ARGV[1] and f[3] == ARGV[2] and now < (tonumber(f[1]) or 0) then
+  and f[2] == ARGV[1] and f[3] == ARGV[2] and (f[7] == '' or f[7] == ARGV[6])
+  and now < (tonumber(f[1]) or 0) then
   local version = string.format('%d', tonumber(f[6]) + 1)
   local leeway = math.min(tonumber(ARGV[4]), interval * 500000)
   if f[5] ~= '' and now - tonumber(f[5]) < interval * 1000000 - leeway then
@@ -828,6 +831,12 @@ impl Store for RedisStore {
             .arg(micros(attempt.now))
             .arg(micros_of(attempt.rules.leeway))
             .arg(attempt.rules.max_interval.secs())
+            .arg(
+                attempt
+                    .dpop_jkt
+                    .map(JwkThumbprint::to_base64url)
+                    .unwrap_or_default(),
+            )
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend_error)?;
@@ -1147,7 +1156,7 @@ fn record_of(
 }
 
 /// The pace fields of a pending record, in the order the scripts take them
-/// (client, challenge, expires µs, interval s, last poll µs); none for a
+/// (client, challenge, expires µs, interval s, last poll µs, DPoP key); none for a
 /// record out of `Pending`, whose polls the poll script leaves to the crate.
 fn pace_fields(record: &DeviceAuthorization) -> Vec<String> {
     if !record.status.is_pending() {
@@ -1166,6 +1175,11 @@ fn pace_fields(record: &DeviceAuthorization) -> Vec<String> {
         record
             .last_poll
             .map(|l| micros(l).to_string())
+            .unwrap_or_default(),
+        record
+            .request
+            .dpop_jkt
+            .map(|j| j.to_base64url())
             .unwrap_or_default(),
     ]
 }
