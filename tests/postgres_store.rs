@@ -102,7 +102,7 @@ async fn migrations_apply_once_and_are_recorded() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     let indexes: Vec<String> = client
         .query(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'device_grant_authorizations'",
@@ -180,7 +180,12 @@ async fn corrupt_postgres_record_is_a_500_server_error() {
     let client = store.pool().get().await.unwrap();
     let updated = client
         .execute(
-            &format!("UPDATE {schema}.device_grant_authorizations SET record = '{{not json'"),
+            // The whole record: its JSON, and the pace columns a pending poll
+            // is judged by.
+            &format!(
+                "UPDATE {schema}.device_grant_authorizations \
+                 SET record = '{{not json', poll_interval = NULL"
+            ),
             &[],
         )
         .await

@@ -11,7 +11,7 @@ const USAGE: &str = "usage: server [--addr 127.0.0.1:8080] [--issuer URL] \
                      |postgres://USER@HOST[:PORT]/DB] \
                      [--rate-limits on|off] [--client-address peer|x-forwarded-for] \
                      [--log-format text|json] [--audit-log PATH|-] \
-                     [--policy enforce|report-only] [--dpop-nonces on|off]\n\
+                     [--policy enforce|report-only] [--dpop-nonces on|off] [--dpop-bind-device-codes on|off]\n\
                      environment: DEVICE_GRANT_USER_CODE_KEY (64 hex digits), the same on \
                      every instance sharing a store";
 
@@ -31,6 +31,7 @@ struct Args {
     audit_log: Option<String>,
     policy_mode: device_grant::PolicyMode,
     dpop_nonces: bool,
+    dpop_bind_device_codes: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         audit_log: None,
         policy_mode: device_grant::PolicyMode::Enforce,
         dpop_nonces: false,
+        dpop_bind_device_codes: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -89,11 +91,16 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err(bad("expected `enforce` or `report-only`")),
                 }
             }
-            "--dpop-nonces" => {
-                args.dpop_nonces = match value.as_str() {
+            "--dpop-nonces" | "--dpop-bind-device-codes" => {
+                let on = match value.as_str() {
                     "on" => true,
                     "off" => false,
                     _ => return Err(bad("expected `on` or `off`")),
+                };
+                if flag == "--dpop-nonces" {
+                    args.dpop_nonces = on;
+                } else {
+                    args.dpop_bind_device_codes = on;
                 }
             }
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
@@ -143,6 +150,7 @@ async fn run() -> Result<(), String> {
     options.policy_mode = args.policy_mode;
     // A key of this process's own: nonces from one instance are refused by
     // another, so run one instance per name with nonces on.
+    options.dpop_bind_device_codes = args.dpop_bind_device_codes;
     options.dpop_nonces = args.dpop_nonces.then(device_grant::DpopNonces::generate);
     // The audit log: one JSON object per event and line, for a SIEM.
     let audit_log: Option<std::sync::Arc<dyn device_grant::EventSink>> =

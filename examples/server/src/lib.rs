@@ -98,6 +98,10 @@ pub struct Options {
     /// default) accepts proofs without one. Instances behind one name must
     /// share the nonces' key.
     pub dpop_nonces: Option<DpopNonces>,
+    /// Binds a device code to the DPoP key of a proof sent with its device
+    /// authorization request (`DpopConfig::bind_device_codes`): its polls
+    /// then need a proof of that key. Off by default.
+    pub dpop_bind_device_codes: bool,
     /// Connection limits, for [`serve`].
     pub connections: Connections,
 }
@@ -199,6 +203,7 @@ impl Options {
             issued: Arc::default(),
             max_sessions: 100_000,
             dpop_nonces: None,
+            dpop_bind_device_codes: false,
             connections: Connections::default(),
         }
     }
@@ -386,6 +391,11 @@ pub fn build(options: Options) -> Result<(Router, Host), SetupError> {
     .verifier(dpop.clone());
     if let Some(nonces) = options.dpop_nonces {
         token_dpop = token_dpop.nonces(nonces);
+    }
+    if options.dpop_bind_device_codes {
+        token_dpop = token_dpop
+            .bind_device_codes(&format!("{}/device_authorization", options.issuer))
+            .map_err(|_| SetupError::Issuer)?;
     }
     let clients = Arc::new(accounts::clients());
     let grant = DeviceGrant::builder(config, clients.clone(), tokens.clone())

@@ -264,3 +264,65 @@ async fn the_metadata_lists_the_dpop_algorithms() {
         json!(["ES256", "EdDSA", "RS256", "PS256"])
     );
 }
+
+/// With device codes bound (`--dpop-bind-device-codes on`): a device that
+/// proves its key at `/device_authorization` is the only one that can poll
+/// its device code; a thief holding the code alone gets `invalid_dpop_proof`
+/// and takes nothing.
+#[tokio::test]
+async fn a_device_code_bound_at_device_authorization_needs_its_key() {
+    let server = Server::start(|options| options.dpop_bind_device_codes = true).await;
+    let (key, thief) = (Key::generate(), Key::generate());
+    let response = reqwest::Client::new()
+        .post(server.url("/device_authorization"))
+        .header(
+            "DPoP",
+            key.proof("POST", &server.url("/device_authorization"), None),
+        )
+        .form(&[("client_id", "tv-app"), ("scope", "profile")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let codes: Value = response.json().await.unwrap();
+    let browser = browser::Browser::new();
+    sign_in(&browser, &server, "alice", "wonderland").await;
+    let consent = enter_code(&browser, &server, &codes).await;
+    let form = consent.form("/consent");
+    let done = browser
+        .submit(&consent, &form, Some(("decision", "approve")))
+        .await;
+    assert_eq!(done.status, 200, "{}", done.html);
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", "tv-app"),
+        ("device_code", codes["device_code"].as_str().unwrap()),
+    ];
+    let token_url = server.url("/token");
+    for proof in [None, Some(thief.proof("POST", &token_url, None))] {
+        let (status, refused) = post_token(&server, &form, proof).await;
+        assert_eq!(
+            (status, refused["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{refused}"
+        );
+    }
+    assert_eq!(server.issued(), 0);
+    let (status, tokens) =
+        post_token(&server, &form, Some(key.proof("POST", &token_url, None))).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["token_type"], "DPoP");
+    let (_, me_body) = {
+        let access = tokens["access_token"].as_str().unwrap();
+        let api = server.url("/api/me");
+        let response = me(
+            &server,
+            "DPoP",
+            access,
+            Some(key.proof("GET", &api, Some(access))),
+        )
+        .await;
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(me_body["cnf"]["jkt"], key.thumbprint());
+}
