@@ -160,6 +160,7 @@ pub use protocol::dpop::{DpopAlgorithm, DpopVerifier, ProofId, VerifiedProof};
 pub use protocol::dpop_nonce::{DpopNonce, DpopNonces};
 pub use protocol::error::{BackendError, ErrorCode, OAuthError, Realm, RealmError, RequestError};
 pub use protocol::form::{Form, Limits};
+pub use protocol::mtls::CertificateThumbprint;
 pub use protocol::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifierError};
 pub use protocol::polling::{Interval, PollingRules};
 pub use protocol::proximity::Proximity;

@@ -202,6 +202,7 @@ async fn malformed_requests_are_invalid_request() {
             authorization: None,
             body: b"client_id=tv-app",
             dpop: None,
+            client_certificate: None,
         };
         assert_eq!(
             start(req).await.unwrap_err().code(),
@@ -213,6 +214,7 @@ async fn malformed_requests_are_invalid_request() {
         authorization: None,
         body: b"client_id=tv-app",
         dpop: None,
+        client_certificate: None,
     };
     assert!(start(req).await.is_ok());
 }

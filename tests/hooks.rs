@@ -204,6 +204,7 @@ fn grant_type_applies_the_endpoints_form_rules() {
         authorization: None,
         body: b"grant_type=refresh_token",
         dpop: None,
+        client_certificate: None,
     };
     assert_eq!(
         request_error(json.grant_type(&limits)),

@@ -982,6 +982,7 @@ impl Built {
             authorization: self.authorization.as_deref(),
             body: &self.body,
             dpop: None,
+            client_certificate: None,
         }
     }
 

@@ -39,6 +39,13 @@ pub struct EndpointRequest<'a> {
     /// with the `dpop` feature and a
     /// [`DpopConfig`](crate::DpopConfig); ignored otherwise.
     pub dpop: Option<&'a str>,
+    /// The DER encoding of the client's TLS certificate, when the host
+    /// terminates mutual TLS and the client presented one (RFC 8705): its
+    /// thumbprint reaches the issuer as
+    /// [`ApprovedGrant::client_certificate`](crate::ApprovedGrant::client_certificate),
+    /// to bind the tokens to it. The crate does not authenticate clients by
+    /// certificate.
+    pub client_certificate: Option<&'a [u8]>,
 }
 
 impl std::fmt::Debug for EndpointRequest<'_> {
@@ -49,6 +56,7 @@ impl std::fmt::Debug for EndpointRequest<'_> {
             .field("content_type", &self.content_type)
             .field("has_authorization", &self.authorization.is_some())
             .field("has_dpop", &self.dpop.is_some())
+            .field("has_client_certificate", &self.client_certificate.is_some())
             .field("body_len", &self.body.len())
             .finish()
     }
@@ -62,6 +70,7 @@ impl<'a> EndpointRequest<'a> {
             authorization: None,
             body,
             dpop: None,
+            client_certificate: None,
         }
     }
 
@@ -74,6 +83,12 @@ impl<'a> EndpointRequest<'a> {
     /// The same request with a `DPoP` header value.
     pub fn with_dpop(mut self, proof: &'a str) -> Self {
         self.dpop = Some(proof);
+        self
+    }
+
+    /// The same request with the client's TLS certificate (DER).
+    pub fn with_client_certificate(mut self, der: &'a [u8]) -> Self {
+        self.client_certificate = Some(der);
         self
     }
 
@@ -386,6 +401,7 @@ mod tests {
             authorization: None,
             body: b"{}",
             dpop: None,
+            client_certificate: None,
         };
         assert!(matches!(
             grant.authenticate_client(not_a_form).await,

@@ -14,6 +14,7 @@ use crate::protocol::client::Client;
 use crate::protocol::device_code;
 use crate::protocol::dpop::{DpopError, JwkThumbprint};
 use crate::protocol::error::OAuthError;
+use crate::protocol::mtls::CertificateThumbprint;
 use crate::protocol::pkce::{self, CodeChallenge};
 use crate::protocol::response::HttpResponse;
 
@@ -204,7 +205,10 @@ impl DeviceGrant {
                         // tokens: if it was, the lease ends and frees it.
                         Commit::Unknown(e) => return Err(e.into()),
                     }
-                    self.redeem(client, taken, approval, verdict, dpop_jkt)
+                    let certificate = request
+                        .client_certificate
+                        .map(CertificateThumbprint::of_der);
+                    self.redeem(client, taken, approval, verdict, (dpop_jkt, certificate))
                         .await
                 }
                 outcome => {
@@ -241,7 +245,7 @@ impl DeviceGrant {
         taken: DeviceAuthorization,
         approval: Arc<Approval>,
         verdict: Option<PolicyVerdict>,
-        dpop_jkt: Option<JwkThumbprint>,
+        (dpop_jkt, client_certificate): (Option<JwkThumbprint>, Option<CertificateThumbprint>),
     ) -> Result<TokenResponse, OAuthError> {
         let grant = ApprovedGrant {
             id: taken.id,
@@ -249,6 +253,7 @@ impl DeviceGrant {
             request: taken.request.clone(),
             approval,
             dpop_jkt,
+            client_certificate,
         };
         let mut response = match self.inner.issuer.issue(&grant).await {
             Ok(response) => response,

@@ -8,6 +8,7 @@ use crate::protocol::authorization_details::AuthorizationDetails;
 use crate::protocol::client::Client;
 use crate::protocol::dpop::{DPOP_TOKEN_TYPE, JwkThumbprint};
 use crate::protocol::error::BackendError;
+use crate::protocol::mtls::CertificateThumbprint;
 use crate::protocol::scope::ScopeSet;
 
 /// An approved, just-redeemed device authorization: what tokens are minted from.
@@ -30,6 +31,11 @@ pub struct ApprovedGrant {
     /// `None` without the `dpop` feature and a
     /// [`DpopConfig`](crate::DpopConfig).
     pub dpop_jkt: Option<JwkThumbprint>,
+    /// The `x5t#S256` thumbprint of the client certificate the token request
+    /// came with (RFC 8705), when the host passed one
+    /// ([`EndpointRequest::client_certificate`](crate::EndpointRequest::client_certificate)):
+    /// bind the tokens to it (`cnf` member `x5t#S256`, RFC 8705 §3.1).
+    pub client_certificate: Option<CertificateThumbprint>,
 }
 
 /// What the host attaches to an approval for its token issuer (the time of

@@ -13,6 +13,7 @@ pub(crate) mod dpop;
 pub(crate) mod dpop_nonce;
 pub(crate) mod error;
 pub(crate) mod form;
+pub(crate) mod mtls;
 pub(crate) mod pkce;
 pub(crate) mod polling;
 pub(crate) mod proximity;

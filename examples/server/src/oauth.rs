@@ -302,6 +302,8 @@ fn endpoint_request<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> EndpointReque
         authorization: header(headers, AUTHORIZATION),
         body,
         dpop: single_dpop(headers),
+        // Served over plain HTTP (TLS ends at a proxy): no client certificate.
+        client_certificate: None,
     }
 }
 
