@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{clients, config, poll_body};
+use common::{approve_on, clients, config, poll_body, start_on};
 use device_grant::{
     ApprovedGrant, BackendError, CertificateThumbprint, DeviceGrant, EndpointRequest, ManualClock,
-    RequestContext, Subject, TokenIssuer, TokenResponse,
+    TokenIssuer, TokenResponse,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -36,28 +36,8 @@ async fn redeem(certificate: Option<&[u8]>) -> Option<CertificateThumbprint> {
     )
     .clock(Arc::new(ManualClock::default()))
     .build();
-    let codes = grant
-        .device_authorization(
-            EndpointRequest::form(b"client_id=tv-app&scope=profile"),
-            RequestContext::default(),
-        )
-        .await
-        .unwrap();
-    let found = grant
-        .verify(
-            codes.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("t")),
-        )
-        .await
-        .unwrap();
-    let scopes = found.request.scopes.clone();
-    grant
-        .approve(
-            &found.ticket,
-            device_grant::Approve::scopes(Subject::new("alice"), None, scopes),
-        )
-        .await
-        .unwrap();
+    let codes = start_on(&grant, "client_id=tv-app&scope=profile").await;
+    approve_on(&grant, &codes, "alice").await;
     let body = poll_body("tv-app", codes.device_code.secret());
     let mut request = EndpointRequest::form(body.as_bytes());
     if let Some(der) = certificate {

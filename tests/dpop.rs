@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{clients, config, poll_body};
+use common::{approve_on, clients, config, poll_body};
 use device_grant::{
     ApprovedGrant, BackendError, Clock as _, DeviceAuthorizationResponse, DeviceGrant,
     DpopAlgorithm, DpopConfig, DpopError, DpopNonces, DpopVerifier, EndpointRequest, JwkThumbprint,
-    ManualClock, MemoryProofReplay, Metadata, OAuthError, RequestContext, Subject, ToHttp,
-    TokenIssuer, TokenResponse,
+    ManualClock, MemoryProofReplay, Metadata, OAuthError, RequestContext, ToHttp, TokenIssuer,
+    TokenResponse,
 };
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
@@ -178,22 +178,7 @@ async fn start(s: &Setup) -> DeviceAuthorizationResponse {
 }
 
 async fn approve(s: &Setup, codes: &DeviceAuthorizationResponse) {
-    let found = s
-        .grant
-        .verify(
-            codes.user_code.display(),
-            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("t")),
-        )
-        .await
-        .unwrap();
-    let scopes = found.request.scopes.clone();
-    s.grant
-        .approve(
-            &found.ticket,
-            device_grant::Approve::scopes(Subject::new("alice"), None, scopes),
-        )
-        .await
-        .unwrap();
+    approve_on(&s.grant, codes, "alice").await;
 }
 
 async fn poll(

@@ -105,15 +105,39 @@ pub fn poll_body(client: &str, device_code: &str) -> String {
     format!("grant_type={DEVICE_CODE_GRANT_TYPE}&client_id={client}&device_code={device_code}")
 }
 
+/// A device authorization request with this form body, which must succeed.
+pub async fn start_on(grant: &DeviceGrant, body: &str) -> DeviceAuthorizationResponse {
+    grant
+        .device_authorization(
+            EndpointRequest::form(body.as_bytes()),
+            RequestContext::default(),
+        )
+        .await
+        .unwrap()
+}
+
+/// `sub` looks the user code of `codes` up and approves every scope asked for.
+pub async fn approve_on(grant: &DeviceGrant, codes: &DeviceAuthorizationResponse, sub: &str) {
+    let found = grant
+        .verify(
+            codes.user_code.display(),
+            &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("test")),
+        )
+        .await
+        .unwrap();
+    let scopes = found.request.scopes.clone();
+    grant
+        .approve(
+            &found.ticket,
+            device_grant::Approve::scopes(Subject::new(sub), None, scopes),
+        )
+        .await
+        .unwrap();
+}
+
 impl Harness {
     pub async fn start(&self, body: &str) -> DeviceAuthorizationResponse {
-        self.grant
-            .device_authorization(
-                EndpointRequest::form(body.as_bytes()),
-                RequestContext::default(),
-            )
-            .await
-            .unwrap()
+        start_on(&self.grant, body).await
     }
 
     pub async fn poll(&self, client: &str, device_code: &str) -> Result<TokenResponse, OAuthError> {
@@ -124,22 +148,7 @@ impl Harness {
     }
 
     pub async fn approve(&self, codes: &DeviceAuthorizationResponse, sub: &str) {
-        let found = self
-            .grant
-            .verify(
-                codes.user_code.display(),
-                &device_grant::CodeEntry::from_key(device_grant::store::LimiterKey::new("test")),
-            )
-            .await
-            .unwrap();
-        let scopes = found.request.scopes.clone();
-        self.grant
-            .approve(
-                &found.ticket,
-                device_grant::Approve::scopes(Subject::new(sub), None, scopes),
-            )
-            .await
-            .unwrap();
+        approve_on(&self.grant, codes, sub).await;
     }
 
     pub fn advance(&self, secs: i64) {

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use support::{Server, ask_raw, browser, enter_code, sign_in};
+use support::{Server, alice_approves, ask_raw};
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -84,14 +84,7 @@ async fn post_token(server: &Server, form: &[(&str, &str)], proof: Option<String
 /// The device flow with `key`'s proofs at the token endpoint.
 async fn dpop_tokens(server: &Server, key: &Key, scope: &str) -> Value {
     let codes = ask_raw(server, ("tv-app", None), scope).await;
-    let browser = browser::Browser::new();
-    sign_in(&browser, server, "alice", "wonderland").await;
-    let consent = enter_code(&browser, server, &codes).await;
-    let form = consent.form("/consent");
-    let done = browser
-        .submit(&consent, &form, Some(("decision", "approve")))
-        .await;
-    assert_eq!(done.status, 200, "{}", done.html);
+    alice_approves(server, &codes).await;
     let form = [
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("client_id", "tv-app"),
@@ -285,14 +278,7 @@ async fn a_device_code_bound_at_device_authorization_needs_its_key() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let codes: Value = response.json().await.unwrap();
-    let browser = browser::Browser::new();
-    sign_in(&browser, &server, "alice", "wonderland").await;
-    let consent = enter_code(&browser, &server, &codes).await;
-    let form = consent.form("/consent");
-    let done = browser
-        .submit(&consent, &form, Some(("decision", "approve")))
-        .await;
-    assert_eq!(done.status, 200, "{}", done.html);
+    alice_approves(&server, &codes).await;
     let form = [
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("client_id", "tv-app"),

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use device_grant::EventKind;
 use serde_json::Value;
-use support::browser::Browser;
-use support::{Server, enter_code, sign_in};
+use support::{Server, alice_approves};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -116,19 +115,6 @@ impl Device {
     }
 }
 
-/// Alice signs in, types the device's user code and approves.
-async fn approve(server: &Server, codes: &Value) {
-    let browser = Browser::new();
-    sign_in(&browser, server, "alice", "wonderland").await;
-    let consent = enter_code(&browser, server, codes).await;
-    assert_eq!(consent.path(), "/consent", "{}", consent.html);
-    let form = consent.form("/consent");
-    let done = browser
-        .submit(&consent, &form, Some(("decision", "approve")))
-        .await;
-    assert_eq!(done.status, 200, "{}", done.html);
-}
-
 /// Where the device hands its access token over without printing it: a new
 /// file in the target's scratch directory, removed when dropped.
 struct TokenFile(PathBuf);
@@ -189,7 +175,7 @@ async fn dpop_flow(server: Server) {
     let device = Device::start(&server, "cli", &["--token-file", file.0.to_str().unwrap()]).await;
     assert_eq!(device.codes["verification_uri"], server.url("/device"));
     let jkt = device.codes["jkt"].clone();
-    approve(&server, &device.codes).await;
+    alice_approves(&server, &device.codes).await;
     let ended = device.end().await;
     assert!(ended.status.success(), "{:?}", ended.error);
     let outcome = ended.outcome.expect("the device's outcome");
@@ -240,11 +226,6 @@ async fn openid_client_without_the_pkce_verifier_gets_invalid_grant() {
     assert_eq!(error["error"], "invalid_grant", "{error}");
     assert_eq!(error["status"], 400, "{error}");
     assert_eq!(server.issued(), 0);
-    let refusals = server
-        .events
-        .events()
-        .into_iter()
-        .filter(|e| matches!(e.kind, EventKind::VerifierRefused { .. }))
-        .count();
+    let refusals = server.count_events(|k| matches!(k, EventKind::VerifierRefused { .. }));
     assert_eq!(refusals, 1);
 }

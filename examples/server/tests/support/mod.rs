@@ -70,6 +70,15 @@ impl Server {
     }
 
     /// How many token responses this instance minted for device codes.
+    /// How many events of a kind this server recorded.
+    pub fn count_events(&self, kind: impl Fn(&device_grant::EventKind) -> bool) -> usize {
+        self.events
+            .events()
+            .iter()
+            .filter(|e| kind(&e.kind))
+            .count()
+    }
+
     pub fn issued(&self) -> usize {
         self.issued.load(Ordering::SeqCst)
     }
@@ -190,6 +199,19 @@ pub async fn enter_code(
     browser.submit(&page, &form, None).await
 }
 
+/// Alice signs in in a fresh browser, types `codes`' user code and approves.
+pub async fn alice_approves(server: &Server, codes: &serde_json::Value) {
+    let browser = browser::Browser::new();
+    sign_in(&browser, server, "alice", "wonderland").await;
+    let consent = enter_code(&browser, server, codes).await;
+    assert_eq!(consent.path(), "/consent", "{}", consent.html);
+    let form = consent.form("/consent");
+    let done = browser
+        .submit(&consent, &form, Some(("decision", "approve")))
+        .await;
+    assert_eq!(done.status, 200, "{}", done.html);
+}
+
 /// The whole flow by the raw protocol: `client` asks for `scope`, alice
 /// approves in a fresh browser, and the device's token response.
 pub async fn approved_tokens(
@@ -198,15 +220,7 @@ pub async fn approved_tokens(
     scope: &str,
 ) -> serde_json::Value {
     let codes = ask_raw(server, client, scope).await;
-    let browser = browser::Browser::new();
-    sign_in(&browser, server, "alice", "wonderland").await;
-    let consent = enter_code(&browser, server, &codes).await;
-    assert_eq!(consent.path(), "/consent", "{}", consent.html);
-    let form = consent.form("/consent");
-    let done = browser
-        .submit(&consent, &form, Some(("decision", "approve")))
-        .await;
-    assert_eq!(done.status, 200, "{}", done.html);
+    alice_approves(server, &codes).await;
     let (status, tokens) = poll_raw(server, client, &codes).await;
     assert_eq!(status, 200, "{tokens}");
     tokens
