@@ -11,7 +11,7 @@ use std::sync::Arc;
 use device_grant::store::{DeviceAuthorization, DeviceCodeHash, Status, UserCodeHash};
 use device_grant::{
     Approval, AuthorizationDetails, AuthorizationId, ClientId, CodeChallenge, Interval,
-    RequestContext, RequestDetails, ScopeSet, Subject,
+    JwkThumbprint, RequestContext, RequestDetails, ScopeSet, Subject,
 };
 use serde_json::{Value, json};
 use time::{Date, Month, OffsetDateTime};
@@ -88,6 +88,10 @@ fn fixtures() -> Vec<(&'static str, &'static str, DeviceAuthorization)> {
     let mut pkce = pending.clone();
     Arc::make_mut(&mut pkce.request).code_challenge =
         Some(CodeChallenge::s256("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM").unwrap());
+    // A device code bound to a DPoP key (RFC 7638's example thumbprint).
+    let mut dpop = pending.clone();
+    Arc::make_mut(&mut dpop.request).dpop_jkt =
+        JwkThumbprint::from_base64url("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     // A request with authorization details (RFC 9396), approved in part.
     let mut rar = record(
         Status::Approved {
@@ -153,6 +157,12 @@ fn fixtures() -> Vec<(&'static str, &'static str, DeviceAuthorization)> {
             include_str!("fixtures/record-v1-pkce.json"),
             pkce,
         ),
+        (
+            "record-v1-dpop.json",
+            include_str!("fixtures/record-v1-dpop.json"),
+            dpop,
+        ),
+        // Last: `authorization_details_are_optional_…` reads it.
         (
             "record-v1-rar.json",
             include_str!("fixtures/record-v1-rar.json"),

@@ -315,9 +315,13 @@ impl Status {
 /// "S256", "value": "<43 characters of unpadded base64url>"}` in `request`;
 /// the member is absent otherwise, so records without one are unchanged. A
 /// challenge of a method a release does not know is refused, never read as a
-/// request without PKCE. The files `tests/fixtures/record-v1-*.json` of the
-/// crate's repository hold one record of each status and one with a code
-/// challenge, and every 1.x release is tested to read them exactly.
+/// request without PKCE. Likewise, a request with `authorization_details`
+/// (RFC 9396) has them in `request` (and the granted ones in `approval`), and
+/// a device code bound to a DPoP key has `"dpop_jkt": "<43 characters of
+/// unpadded base64url>"` in `request`; both are absent otherwise. The files
+/// `tests/fixtures/record-v1-*.json` of the crate's repository hold one
+/// record of each status and one with each optional member, and every 1.x
+/// release is tested to read them exactly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceAuthorization {
     /// The non-secret identifier.
