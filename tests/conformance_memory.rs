@@ -24,6 +24,11 @@ async fn memory_store_conforms_across_handles() {
     .await;
 }
 
+#[tokio::test]
+async fn memory_store_judges_pending_polls_under_one_lock() {
+    device_grant::store::conformance::judges_pending_polls(Arc::new(MemoryStore::new())).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_limiter_conforms() {
     device_grant::store::conformance::run_limiter(|| async {

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::HashTable;
 use time::{Duration, OffsetDateTime};
 
-use crate::host::store::{Inserted, Store};
+use crate::host::store::{Inserted, PollAttempt, Polled, Store};
 use crate::protocol::authorization::{
     AuthorizationId, DeviceAuthorization, RequestContext, RequestDetails, Status,
 };
@@ -13,7 +13,7 @@ use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::dpop::JwkThumbprint;
 use crate::protocol::error::BackendError;
 use crate::protocol::pkce::CodeChallenge;
-use crate::protocol::polling::Interval;
+use crate::protocol::polling::{Interval, Pace};
 use crate::protocol::scope::ScopeSet;
 use crate::protocol::user_code::UserCodeHash;
 
@@ -127,6 +127,18 @@ impl Stored {
 
     fn is_pending(&self) -> bool {
         self.status.is_none()
+    }
+
+    /// [`PollAttempt::applies_to`] on the stored form.
+    fn judged_by(&self, attempt: &PollAttempt<'_>) -> bool {
+        let extras = self.extras.as_deref();
+        self.is_pending()
+            && attempt.now < self.expires_at
+            && self.client_id == *attempt.client_id
+            && extras.and_then(|e| e.code_challenge.as_ref()) == attempt.challenge
+            && extras
+                .and_then(|e| e.dpop_jkt.as_ref())
+                .is_none_or(|bound| Some(bound) == attempt.dpop_jkt)
     }
 
     fn to_record(&self) -> DeviceAuthorization {
@@ -429,6 +441,45 @@ impl Store for MemoryStore {
             }
         }
         Ok(true)
+    }
+
+    /// Judged under the shard's lock, on the stored form: a pending poll
+    /// builds no `DeviceAuthorization`, takes one lock instead of two, and
+    /// writes the two fields it changes. The rules are the state machine's
+    /// (`PollingRules::pace`, and the pending branch of its poll); the
+    /// conformance suite's differential check holds the two together.
+    async fn poll(
+        &self,
+        hash: &DeviceCodeHash,
+        attempt: &PollAttempt<'_>,
+    ) -> Result<Polled, BackendError> {
+        let key = prefix(&hash.0);
+        let mut records = lock(&self.records[shard_of(key)]);
+        let Some(slot) = records.table.find_mut(key, |s| holds(s, key, hash)) else {
+            return Ok(Polled::Undecided(None));
+        };
+        let stored = &mut slot.record;
+        if !stored.judged_by(attempt) {
+            return Ok(Polled::Undecided(Some(stored.to_record())));
+        }
+        match attempt
+            .rules
+            .pace(stored.interval, stored.last_poll, attempt.now)
+        {
+            Pace::OnTime => {
+                stored.last_poll = Some(attempt.now);
+                stored.version += 1;
+                Ok(Polled::Pending)
+            }
+            Pace::TooEarly { slowed } => {
+                // At the cap the interval no longer grows: nothing to write.
+                if slowed != stored.interval {
+                    stored.interval = slowed;
+                    stored.version += 1;
+                }
+                Ok(Polled::SlowDown(slowed, Box::new(stored.to_record())))
+            }
+        }
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {

@@ -1497,9 +1497,12 @@ pub async fn polls_match_the_state_machine(store: Arc<dyn Store>, peer: Arc<dyn 
                     }
                 }
                 12 => {
-                    // Past expiry, now and then; never past purge_at.
-                    if rng.random_bool(0.2) {
-                        now = model.request.expires_at + Duration::seconds(rng.random_range(0..60));
+                    // To expiry, a microsecond before it, or past it, now and
+                    // then; never past purge_at.
+                    if rng.random_bool(0.3) {
+                        let offsets = [-1, 0, 0, 1_000_000, 30_000_000];
+                        let offset = offsets[rng.random_range(0..offsets.len())];
+                        now = now.max(model.request.expires_at + Duration::microseconds(offset));
                     }
                 }
                 13 => {
