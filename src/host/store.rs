@@ -265,11 +265,15 @@ pub trait Store: Send + Sync {
     /// [`PollAttempt::judge`] (the same answer, and the same record written,
     /// as one compare-and-set at the version it read) or answer
     /// `Undecided(Some(record))` having written nothing; for any other
-    /// record, or none, it answers `Undecided` with what it read. Deciding
-    /// runs [RFC 8628 §3.5](https://www.rfc-editor.org/rfc/rfc8628#section-3.5)'s
-    /// pace rules outside Rust: the conformance suite's `polls_match_the_state_machine`
-    /// replays random sequences of polls, approvals, denials, expiries and
-    /// clock steps through both and requires identical answers and records.
+    /// record, or none, it answers `Undecided` with what it read. A store
+    /// that decides carries its own copy of
+    /// [RFC 8628 §3.5](https://www.rfc-editor.org/rfc/rfc8628#section-3.5)'s
+    /// pace rules (in a script, a statement, or on its own record form): the
+    /// conformance suite's `polls_match_the_state_machine` replays random
+    /// sequences of polls, approvals, denials, expiries and clock steps
+    /// through both and requires identical answers and records, and
+    /// `judges_pending_polls` checks that it does decide. May wait on I/O,
+    /// as every method.
     async fn poll(
         &self,
         hash: &DeviceCodeHash,
