@@ -349,6 +349,18 @@ async fn follow(replica: &mut redis::aio::MultiplexedConnection, primary: &str) 
         .await
         .expect("REPLICAOF");
     let mut to_primary = admin(primary).await;
+    // A write of this connection's own, so that its WAIT below counts a
+    // replica only once it has everything the primary held before it (the
+    // store's writes included); a connection that never wrote would count any
+    // replica that is merely connected.
+    let _: () = redis::cmd("SET")
+        .arg("dgtest:durable:follow")
+        .arg(1)
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut to_primary)
+        .await
+        .expect("SET");
     for _ in 0..200 {
         let info: String = redis::cmd("INFO")
             .arg("replication")
