@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Instructions per pending poll of an example-server build under callgrind
+# Instructions per pending poll of a server build under callgrind
 # (user space only; exact whatever else the machine runs):
 #
 #   bash benches/http/callgrind.sh target/release/examples/server
+#   bash benches/http/callgrind.sh target/release/examples/http-crate-floor
+#   bash benches/http/callgrind.sh target/release/examples/http-ceiling \
+#       --route /device_authorization=200=authorize.json --route /token=400=pending.json
 #
+# Arguments after the build replace the example server's load-test options
+# (`--rate-limits off --interval 1 --expires-in 3600`); `--addr` is always
+# given.
 # Starts the build under valgrind with instrumentation off, makes 3,000
 # pending codes, switches instrumentation on for a 10 s `wrk -t1 -c8` poll
 # load (each code polled at its 1 s pace: authorization_pending), and prints
@@ -11,13 +17,16 @@
 # Needs valgrind and wrk. PORT (18100) is where the server listens.
 set -euo pipefail
 bin=$(realpath "$1")
+shift
+options=("$@")
+[ ${#options[@]} -gt 0 ] || options=(--rate-limits off --interval 1 --expires-in 3600)
 port=${PORT:-18100}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'kill "$vp" 2>/dev/null || true; rm -rf "$work"' EXIT
 export LOAD_THREADS=1
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" --instr-atstart=no \
-    "$bin" --addr "127.0.0.1:$port" --rate-limits off --interval 1 --expires-in 3600 \
+    "$bin" --addr "127.0.0.1:$port" "${options[@]}" \
     >/dev/null 2>&1 &
 vp=$!
 for _ in $(seq 300); do

@@ -28,7 +28,9 @@
 # answered), which holds steadier than req/s on a shared machine: the table gives
 # it in µs per request for every load, and each load's CPU ratio, ceiling CPU per
 # request / server CPU per request (median of the per-round ratios; 1.0 = as
-# cheap as the ceiling, higher is better). Where `perf stat` works, it also
+# cheap as the ceiling, higher is better). Each round's line also gives user_us,
+# the user-space part of cpu_us (the rest is the kernel's: loopback TCP, epoll,
+# system calls, about the same for every server). Where `perf stat` works, it also
 # counts the server's instructions per request (user and kernel), which CPU
 # contention from other processes does not inflate as it does CPU time.
 #
@@ -197,18 +199,20 @@ load() {
         "$alt_url") target_pid=$alt_pid ;;
         *) target_pid=$ceiling_pid ;;
     esac
-    local before after ticks
+    local before after before_user after_user ticks
     local perf_pid=
     if [ "$instructions" = 1 ]; then
         perf stat -x, -e instructions -p "$target_pid" -o "$work/perf.out" &
         perf_pid=$!
     fi
     before=$(awk '{print $14 + $15}' "/proc/$target_pid/stat")
+    before_user=$(awk '{print $14}' "/proc/$target_pid/stat")
     timeout $((seconds + 60)) "${client_pin[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" \
         --timeout 2s --latency -s "$here/load.lua" "$target_url" -- \
         "$mode" "$MAX_REQUESTS" $file >"$work/wrk.out" 2>&1 ||
         { cat "$work/wrk.out" >&2; die "wrk failed ($name)"; }
     after=$(awk '{print $14 + $15}' "/proc/$target_pid/stat")
+    after_user=$(awk '{print $14}' "/proc/$target_pid/stat")
     local inst=0
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
@@ -221,6 +225,9 @@ load() {
     result="$result cpu=$(awk -v t=$((after - before)) -v hz="$ticks" -v s="$seconds" \
         'BEGIN { printf "%.0f", 100 * t / hz / s }')"
     result="$result cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" \
+        -v n="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")" \
+        'BEGIN { printf "%.3f", (n > 0 ? 1e6 * t / hz / n : 0) }')"
+    result="$result user_us=$(awk -v t=$((after_user - before_user)) -v hz="$ticks" \
         -v n="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")" \
         'BEGIN { printf "%.3f", (n > 0 ? 1e6 * t / hz / n : 0) }')"
     result="$result kinst=$(awk -v i="${inst:-0}" \
