@@ -14,9 +14,10 @@ use device_grant::store::{
     Store, UserCodeHash,
 };
 use device_grant::{
-    ApprovedGrant, BackendError, Budget, Budgets, CodeEntry, DeviceGrant, EndpointRequest,
-    ErrorCode, Event, EventKind, ManualClock, MemoryLimiter, MemoryStore, RecordedEvents,
-    RequestContext, Subject, TokenIssuer, TokenResponse, VerificationError,
+    ApprovedGrant, BackendError, Budget, Budgets, CodeEntry, ConsentDecision, ConsentPolicy,
+    DeviceGrant, EndpointRequest, ErrorCode, Event, EventKind, ManualClock, MemoryLimiter,
+    MemoryStore, PolicyCheck, PolicyStep, RecordedEvents, RequestContext, Subject, TokenIssuer,
+    TokenResponse, VerificationError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -138,7 +139,23 @@ struct World {
     events: Arc<RecordedEvents>,
 }
 
+/// Refuses every redemption: the host's policy changed after the approval.
+struct RefuseRedemption;
+
+impl ConsentPolicy for RefuseRedemption {
+    fn decide(&self, check: &PolicyCheck<'_>) -> ConsentDecision {
+        match check.step {
+            PolicyStep::Redemption => ConsentDecision::Refuse,
+            _ => ConsentDecision::Allow,
+        }
+    }
+}
+
 fn world_with(limiter: Arc<dyn AttemptLimiter>) -> World {
+    world_with_policy(limiter, Arc::new(device_grant::AllowAll))
+}
+
+fn world_with_policy(limiter: Arc<dyn AttemptLimiter>, policy: Arc<dyn ConsentPolicy>) -> World {
     let store = Arc::new(Faulty::default());
     let issuer = Arc::new(Issuer::default());
     let clock = Arc::new(ManualClock::default());
@@ -154,6 +171,7 @@ fn world_with(limiter: Arc<dyn AttemptLimiter>) -> World {
     )
     .store(store.clone())
     .limiter(limiter)
+    .consent_policy(policy)
     .clock(clock.clone())
     .events(events.clone())
     .build();
@@ -239,6 +257,9 @@ fn approved(e: &Event) -> bool {
 fn redeemed(e: &Event) -> bool {
     matches!(e.kind, EventKind::Redeemed)
 }
+fn refused(e: &Event) -> bool {
+    matches!(e.kind, EventKind::Refused)
+}
 fn replay(e: &Event) -> bool {
     matches!(e.kind, EventKind::Replay)
 }
@@ -276,6 +297,74 @@ async fn a_store_timeout_that_hid_a_commit_is_settled_as_success() {
     assert!(w.poll(&flow).await.is_ok());
     assert_eq!(w.issuer.minted.load(Ordering::SeqCst), 1);
     assert!(matches!(w.status(&flow).await, Status::Redeemed { .. }));
+}
+
+#[tokio::test]
+async fn a_refusal_at_redemption_whose_write_reply_was_lost_is_still_a_refusal() {
+    let w = world_with_policy(Arc::new(MemoryLimiter::new()), Arc::new(RefuseRedemption));
+    let flow = w.flow().await;
+    w.approve(&flow).await.unwrap();
+    // The poll's policy re-check refuses, and the write that denies the
+    // request lands but its reply is lost: the device is told the truth
+    // (access_denied, not temporarily_unavailable), and the refusal is
+    // audited once.
+    w.store.commit_then_time_out.store(1, Ordering::SeqCst);
+    let e = w.poll(&flow).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AccessDenied, "{e:?}");
+    assert!(matches!(w.status(&flow).await, Status::Denied { .. }));
+    assert_eq!(w.count(refused), 1);
+    assert_eq!(w.issuer.minted.load(Ordering::SeqCst), 0);
+    // The next poll is the plain denial.
+    let e = w.poll(&flow).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AccessDenied);
+    assert_eq!(w.count(refused), 1);
+}
+
+#[tokio::test]
+async fn a_poll_whose_pace_write_reply_was_lost_gets_its_real_answer() {
+    let w = world();
+    let flow = w.flow().await;
+    // The first poll records its time; the reply of that write is lost, and
+    // reading the record back shows it landed: authorization_pending, as if
+    // nothing had failed.
+    w.store.commit_then_time_out.store(1, Ordering::SeqCst);
+    let e = w.poll(&flow).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuthorizationPending, "{e:?}");
+    let stored = w
+        .store
+        .inner
+        .by_device_code(&flow.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.last_poll.is_some());
+    // Too early: the slow_down's write lands and its reply is lost. The device
+    // still learns the longer interval that now applies to it.
+    w.store.commit_then_time_out.store(1, Ordering::SeqCst);
+    let e = w.poll(&flow).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SlowDown, "{e:?}");
+    let slowed = w
+        .store
+        .inner
+        .by_device_code(&flow.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(slowed.interval > stored.interval);
+    // A write that timed out without landing is found not to have landed,
+    // and is made again: the poll is answered, and its time recorded.
+    w.clock.advance(Duration::minutes(1));
+    w.store.time_out_before_commit.store(1, Ordering::SeqCst);
+    let e = w.poll(&flow).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuthorizationPending, "{e:?}");
+    let later = w
+        .store
+        .inner
+        .by_device_code(&flow.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(later.last_poll > slowed.last_poll);
 }
 
 #[tokio::test]

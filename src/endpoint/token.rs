@@ -213,8 +213,16 @@ impl DeviceGrant {
                 }
                 outcome => {
                     if let Some(next) = &poll.next {
-                        if !store.compare_and_set(record.version, next).await? {
-                            continue;
+                        // This write's own pace (and status, past expiry).
+                        let landed = |s: &DeviceAuthorization| {
+                            s.status == next.status
+                                && s.interval == next.interval
+                                && s.last_poll == next.last_poll
+                        };
+                        match self.commit(record.version, next, landed).await {
+                            Commit::Done => {}
+                            Commit::Lost => continue,
+                            Commit::Unknown(e) => return Err(e.into()),
                         }
                     }
                     match outcome {
@@ -318,7 +326,8 @@ impl DeviceGrant {
     }
 
     /// Denies `record` for good after a refusal at redemption: `true` once
-    /// written, `false` if the record changed meanwhile (read it again).
+    /// written (a lost reply settled by reading the record back), `false` if
+    /// the record changed meanwhile (read it again).
     async fn withdraw(
         &self,
         record: &DeviceAuthorization,
@@ -329,13 +338,14 @@ impl DeviceGrant {
             // Expired meanwhile: no path to tokens either way.
             return Err(OAuthError::ExpiredToken);
         };
-        if !self
-            .inner
-            .store
-            .compare_and_set(record.version, &next)
-            .await?
+        let denied = next.status.clone();
+        match self
+            .commit(record.version, &next, |s| s.status == denied)
+            .await
         {
-            return Ok(false);
+            Commit::Done => {}
+            Commit::Lost => return Ok(false),
+            Commit::Unknown(e) => return Err(e.into()),
         }
         let subject = record.status.approval().map(|a| &a.subject);
         self.emit(

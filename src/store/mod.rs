@@ -18,6 +18,7 @@
 //!   for each outcome, atomicity, and whether it may block.
 //!
 //! ```
+//! # #[cfg(feature = "test-util")] // `conformance::pending_record`
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! use device_grant::store::{decode_record, encode_record, Store};
 //! use device_grant::MemoryStore;
