@@ -42,6 +42,7 @@ use tower_sessions::Session;
 
 use super::address::ClientIp;
 use super::pages::{self, Pending};
+use super::security::StepUp;
 use super::session::Cookies;
 use super::{State, accounts, media};
 
@@ -277,13 +278,22 @@ async fn decide(
         return gone();
     };
     let approving = approval.is_some();
+    let mut step_up = StepUp::None;
     let result = match approval {
         Some(form) => {
             let now = state.clock.now();
             let subject = Subject::new(user.username.clone());
-            let stepped_up = form.own_device
-                && !form.password.is_empty()
-                && state.users.check(&user.username, &form.password).is_some();
+            step_up =
+                match StepUp::check(state, &user.username, form.own_device, &form.password, now)
+                    .await
+                {
+                    Ok(step_up) => step_up,
+                    Err(error) => {
+                        tracing::error!(%error, "the limiter failed");
+                        return unavailable();
+                    }
+                };
+            let stepped_up = matches!(step_up, StepUp::Confirmed);
             let auth_time = if stepped_up { now } else { user.at };
             let profile = state.users.get(&user.username);
             let Ok(data) = ApprovalData::new(&json!({
@@ -320,6 +330,18 @@ async fn decide(
     // Refusals that leave the request pending keep the handle usable.
     match result {
         Err(VerificationError::StepUpRequired { .. }) => {
+            if let StepUp::Throttled(retry_after) = step_up {
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    "Too many wrong passwords; try again later.",
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    retry_after.whole_seconds().max(1).into(),
+                );
+                return response;
+            }
             return error(
                 StatusCode::FORBIDDEN,
                 "step_up_required",

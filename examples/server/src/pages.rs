@@ -23,7 +23,7 @@ use time::{Duration, OffsetDateTime};
 use tower_sessions::Session;
 
 use super::address::ClientIp;
-use super::security::{self, MAX_USERNAME, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_NETWORK};
+use super::security::{self, MAX_USERNAME, SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_NETWORK, StepUp};
 use super::session::Cookies;
 use super::views::qr_svg;
 use super::{App, State, accounts, media};
@@ -701,9 +701,22 @@ pub(crate) async fn decide(
             let subject = Subject::new(user.username.clone());
             // Only a password checked here makes a proof; the crate decides
             // whether the policy needs one.
-            let stepped_up = form.own_device == "yes"
-                && !form.password.is_empty()
-                && state.users.check(&user.username, &form.password).is_some();
+            let step_up = match StepUp::check(
+                &state,
+                &user.username,
+                form.own_device == "yes",
+                &form.password,
+                now,
+            )
+            .await
+            {
+                Ok(step_up) => step_up,
+                Err(error) => {
+                    tracing::error!(%error, "the limiter failed");
+                    return unavailable();
+                }
+            };
+            let stepped_up = matches!(step_up, StepUp::Confirmed);
             let auth_time = if stepped_up { now } else { user.at };
             // What the token issuer puts in ID tokens, fixed at consent.
             let profile = state.users.get(&user.username);
@@ -745,6 +758,27 @@ pub(crate) async fn decide(
                             enforced: true,
                         },
                     };
+                    if let StepUp::Throttled(retry_after) = step_up {
+                        let minutes = (retry_after.whole_seconds() + 59) / 60;
+                        let message = format!(
+                            "Too many wrong passwords. Try again in {minutes} minute{}.",
+                            if minutes == 1 { "" } else { "s" }
+                        );
+                        let mut page = render_consent(
+                            &state,
+                            &cookies,
+                            &user,
+                            &pending,
+                            &assessment,
+                            StatusCode::TOO_MANY_REQUESTS,
+                            Some(&message),
+                        );
+                        page.headers_mut().insert(
+                            RETRY_AFTER,
+                            HeaderValue::from(retry_after.whole_seconds().max(1)),
+                        );
+                        return page;
+                    }
                     return render_consent(
                         &state,
                         &cookies,

@@ -37,6 +37,63 @@ pub(crate) const SIGN_IN_PER_ACCOUNT: Budget = Budget {
     window: Duration::minutes(60),
 };
 
+/// Wrong passwords given again at consent (a step-up), per account: 5 per 15
+/// minutes, the per-account sign-in rate. Only a signed-in session reaches a
+/// step-up, so this is what stands between a stolen session and the account's
+/// password; strangers cannot spend it, and a right password costs nothing.
+pub(crate) const STEP_UP_PER_ACCOUNT: Budget = Budget {
+    attempts: 5,
+    window: Duration::minutes(15),
+};
+
+/// What a password given again at consent proved.
+pub(crate) enum StepUp {
+    /// Not attempted: the box unticked or no password.
+    None,
+    /// The account's password: a proof of re-authentication.
+    Confirmed,
+    /// A wrong password, spent from the account's step-up budget.
+    Wrong,
+    /// The budget is spent: the password was not checked.
+    Throttled(Duration),
+}
+
+impl StepUp {
+    /// Checks `password` for `username` within [`STEP_UP_PER_ACCOUNT`], when
+    /// the person ticked "I started this myself" and gave one.
+    pub(crate) async fn check(
+        app: &crate::App,
+        username: &str,
+        own_device: bool,
+        password: &str,
+        now: OffsetDateTime,
+    ) -> Result<Self, BackendError> {
+        if !own_device || password.is_empty() {
+            return Ok(Self::None);
+        }
+        let layers = [(
+            LimiterKey::new(format!("step-up:account:{username}")),
+            STEP_UP_PER_ACCOUNT,
+        )];
+        if let Err((_, retry_after)) = spend(&app.limiter, &layers, now).await? {
+            tracing::warn!(
+                event = "step_up_throttled",
+                subject = %username,
+                "step-up budget spent"
+            );
+            return Ok(Self::Throttled(retry_after));
+        }
+        if app.users.check(username, password).is_none() {
+            return Ok(Self::Wrong);
+        }
+        // The proof stands whatever the refund says.
+        if let Err(error) = refund(&app.limiter, &layers, now).await {
+            tracing::error!(%error, "the limiter failed");
+        }
+        Ok(Self::Confirmed)
+    }
+}
+
 /// Usernames longer than this are no account's: refused without a look-up, and
 /// never made into a limiter key.
 pub(crate) const MAX_USERNAME: usize = 64;

@@ -202,6 +202,46 @@ async fn a_device_on_another_network_needs_a_step_up_before_allow() {
 }
 
 #[tokio::test]
+async fn step_up_guesses_on_the_consent_page_are_budgeted_per_account() {
+    // Codes that outlive the budget's window.
+    let (server, clock) = start(|o| o.expires_in = time::Duration::minutes(30)).await;
+    let codes = ask(&server, DEVICE_IP).await;
+    let browser = Browser::from_address(OTHER_NETWORK_IP);
+    let mut page = reach_consent(&browser, &server, &codes).await;
+    // Five wrong passwords are refused as wrong.
+    for attempt in 0..5 {
+        let guess = page
+            .form("/consent")
+            .check("own_device")
+            .fill("password", &format!("guess-{attempt}"));
+        page = approve(&browser, &page, guess).await;
+        assert_eq!(page.status, 403, "{}", page.html);
+        assert!(page.contains(STEP_UP_NEEDED));
+    }
+    // Then no password is checked, not even the right one, for 15 minutes.
+    let right = page
+        .form("/consent")
+        .check("own_device")
+        .fill("password", "wonderland");
+    page = approve(&browser, &page, right).await;
+    assert_eq!(page.status, 429, "{}", page.html);
+    assert!(page.contains("Too many wrong passwords"), "{}", page.html);
+    assert!(page.headers.contains_key("retry-after"));
+    assert_eq!(
+        poll(&server, &codes).await.1["error"],
+        "authorization_pending"
+    );
+    clock.advance(time::Duration::minutes(15));
+    let right = page
+        .form("/consent")
+        .check("own_device")
+        .fill("password", "wonderland");
+    let done = approve(&browser, &page, right).await;
+    assert_eq!(done.status, 200, "{}", done.html);
+    assert!(done.contains("You’re all set"));
+}
+
+#[tokio::test]
 async fn a_refusing_policy_leaves_only_deny_and_refuses_a_forged_allow() {
     let (server, clock) = start(|o| {
         o.consent_policy = Arc::new(NetworkPolicy {

@@ -377,3 +377,73 @@ async fn a_step_up_the_policy_asks_for_is_enforced() {
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["status"], "approved");
 }
+
+#[tokio::test]
+async fn step_up_passwords_are_budgeted_per_account() {
+    let clock = std::sync::Arc::new(device_grant::ManualClock::default());
+    let server = Server::start({
+        let clock = clock.clone();
+        move |o| {
+            o.client_address = ClientAddress::ForwardedFor;
+            o.clock = clock;
+            // Codes that outlive the budget's window.
+            o.expires_in = time::Duration::minutes(30);
+        }
+    })
+    .await;
+    let codes: Value = support::device_http_from("198.51.100.7")
+        .post(server.url("/device_authorization"))
+        .form(&[("client_id", "tv-app"), ("scope", "profile")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Someone holding alice's session, on another network: the policy asks
+    // for her password again, and each guess at it is one of 5 per 15 min.
+    let browser = Browser::from_address("203.0.113.9");
+    sign_in(&browser, &server, "alice", "wonderland").await;
+    let ui = Ui::open(&server, &browser).await;
+    let (_, found) = ui.lookup(&codes).await;
+    assert_eq!(found["decision"], "step_up");
+    let approve = format!(
+        "/api/verification/requests/{}/approve",
+        found["handle"].as_str().unwrap()
+    );
+    let guess = |password: &str| json!({ "own_device": true, "password": password });
+    for attempt in 0..5 {
+        let (status, refused) = ui.post(&approve, guess(&format!("guess-{attempt}"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+        assert_eq!(refused["error"], "step_up_required");
+    }
+    // Spent: not even the right password is checked until the window ends,
+    // and the request stays pending.
+    for password in ["guess-5", "wonderland"] {
+        let response = browser
+            .http()
+            .post(server.url(&approve))
+            .header("x-csrf-token", &ui.csrf)
+            .json(&guess(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: i64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=900).contains(&wait), "{wait}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_attempts");
+    }
+    let (_, pending) = poll_raw(&server, TV, &codes).await;
+    assert_eq!(pending["error"], "authorization_pending");
+
+    // The window over, alice's own password approves.
+    clock.advance(time::Duration::minutes(15));
+    let (status, done) = ui.post(&approve, guess("wonderland")).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "approved");
+}
