@@ -119,6 +119,10 @@ pub struct Connections {
     /// A whole request, body included (tower-http): a body trickled just fast
     /// enough for the previous limit still ends here.
     pub request: std::time::Duration,
+    /// A write to the client that makes no progress: a client that stops
+    /// reading its answers (a full receive window, kept open by the kernel's
+    /// probes) is dropped after this, rather than holding its slot for good.
+    pub response_write: std::time::Duration,
     /// Open connections at once; one more is closed at once. Keep it under the
     /// process's descriptor limit (`ulimit -n`).
     pub max: usize,
@@ -130,6 +134,7 @@ impl Default for Connections {
             header_read: std::time::Duration::from_secs(10),
             request_body: std::time::Duration::from_secs(10),
             request: std::time::Duration::from_secs(30),
+            response_write: std::time::Duration::from_secs(10),
             max: 1024,
         }
     }
@@ -532,7 +537,10 @@ pub async fn serve(
         let service = hyper_util::service::TowerToHyperService::new(
             axum::Extension(ConnectInfo(peer)).layer(router.clone()),
         );
-        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.response_write));
+        let connection =
+            http.serve_connection(hyper_util::rt::TokioIo::new(Box::pin(stream)), service);
         tokio::spawn(async move {
             // A client that goes away mid-request is not the server's error.
             let _ = connection.await;

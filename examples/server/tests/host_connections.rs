@@ -164,3 +164,43 @@ async fn connections_over_the_cap_are_closed_at_once_and_the_cap_frees_up() {
     let page = Browser::new().get(&server.url("/device")).await;
     assert_eq!(page.status, 200);
 }
+
+#[tokio::test]
+async fn clients_that_never_read_their_answers_are_closed_and_the_cap_frees_up() {
+    let server = Server::start(|o| {
+        short(o);
+        o.connections.response_write = Duration::from_secs(1);
+        o.connections.max = 4;
+    })
+    .await;
+    // Each fills every slot with pipelined requests for a page, through a
+    // small receive window it never reads: the server's writes stall once
+    // the buffers between them are full.
+    let request = b"GET /device HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4000);
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.addr()).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let request = request.clone();
+        tokio::spawn(async move {
+            // The server stops reading while it cannot write: this may never end.
+            let _ = write.write_all(&request).await;
+            std::future::pending::<()>().await;
+            drop(write);
+        });
+        stalled.push(read);
+    }
+    // Longer than every other timeout: only a limit on writing frees them.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let page = tokio::time::timeout(
+        Duration::from_secs(20),
+        reqwest::Client::new().get(server.url("/device")).send(),
+    )
+    .await
+    .expect("no answer")
+    .expect("the new client was turned away");
+    assert_eq!(page.status(), 200);
+    drop(stalled);
+}
