@@ -14,7 +14,7 @@
 //! which `/api/me` checks), and so is the refresh token (RFC 9449 §5: the
 //! device is a public client).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -71,12 +71,67 @@ struct Spent {
     grant: AuthorizationId,
 }
 
+/// Live access tokens a family keeps: minting one more drops its oldest. A
+/// device needs one at a time; the bound keeps a client that refreshes in a
+/// loop from filling memory with access tokens an hour long.
+const ACCESS_PER_FAMILY: usize = 8;
+
+/// Spent refresh tokens a family remembers for reuse detection, the latest
+/// ones. An older spent token is still refused (it is in no table), but no
+/// longer revokes the family: at one refresh an access-token lifetime, the
+/// last 64 cover days of rotations.
+const SPENT_PER_FAMILY: usize = 64;
+
 #[derive(Default)]
 struct Tables {
     access: HashMap<Digest, AccessGrant>,
     refresh: HashMap<Digest, RefreshGrant>,
-    /// Spent refresh tokens, until their family is revoked.
+    /// Spent refresh tokens, until their family is revoked or they fall out
+    /// of the family's latest [`SPENT_PER_FAMILY`].
     spent: HashMap<Digest, Spent>,
+    /// Per family, its access tokens and spent refresh tokens, oldest first.
+    families: HashMap<AuthorizationId, Family>,
+}
+
+#[derive(Default)]
+struct Family {
+    /// With their expiry: one lifetime for all, so minting order is expiry
+    /// order.
+    access: VecDeque<(OffsetDateTime, Digest)>,
+    spent: VecDeque<Digest>,
+}
+
+impl Tables {
+    /// Keeps `token`, spent, for reuse detection within its family's bound.
+    fn spend(&mut self, token: Digest, spent: Spent) {
+        let family = self.families.entry(spent.grant).or_default();
+        family.spent.push_back(token);
+        if family.spent.len() > SPENT_PER_FAMILY {
+            if let Some(oldest) = family.spent.pop_front() {
+                self.spent.remove(&oldest);
+            }
+        }
+        self.spent.insert(token, spent);
+    }
+
+    /// Keeps an access token within its family's bound, dropping the family's
+    /// expired ones: the table follows the number of live tokens, with no
+    /// scan of it.
+    fn keep_access(&mut self, token: Digest, grant: AccessGrant, now: OffsetDateTime) {
+        let Self {
+            access, families, ..
+        } = self;
+        let family = families.entry(grant.grant).or_default();
+        while let Some(&(expires_at, oldest)) = family.access.front() {
+            if expires_at > now && family.access.len() < ACCESS_PER_FAMILY {
+                break;
+            }
+            family.access.pop_front();
+            access.remove(&oldest);
+        }
+        family.access.push_back((grant.expires_at, token));
+        access.insert(token, grant);
+    }
 }
 
 /// Why a refresh was refused.
@@ -150,6 +205,7 @@ impl Tokens {
         tables.access.retain(|_, g| g.grant != grant);
         tables.refresh.retain(|_, g| g.grant != grant);
         tables.spent.retain(|_, s| s.grant != grant);
+        tables.families.remove(&grant);
     }
 
     /// The `refresh_token` grant (RFC 6749 §6) for an authenticated client:
@@ -205,7 +261,7 @@ impl Tokens {
                 .refresh
                 .remove(&key)
                 .ok_or(RefreshError::InvalidGrant)?;
-            tables.spent.insert(
+            tables.spend(
                 key,
                 Spent {
                     client_id: client_id.clone(),
@@ -260,11 +316,7 @@ impl Tokens {
             DPOP_TOKEN_TYPE.clone_into(&mut response.token_type);
         }
         response.expires_in = Some(self.access_lifetime.whole_seconds().unsigned_abs());
-        let mut tables = self.tables();
-        // Expired access tokens are dropped as new ones are minted, so that the
-        // table follows the number of live tokens.
-        tables.access.retain(|_, g| g.expires_at > now);
-        tables.access.insert(
+        self.tables().keep_access(
             digest(&access_token),
             AccessGrant {
                 subject: subject.to_owned(),
@@ -275,8 +327,8 @@ impl Tokens {
                 expires_at: now + self.access_lifetime,
                 grant: family.grant,
             },
+            now,
         );
-        drop(tables);
         if scopes.contains("openid") {
             let id_token = self.id_token(subject, client_id, scopes, &family.claims, now);
             response.id_token = Some(device_grant::Token::new(id_token));
@@ -339,5 +391,73 @@ impl TokenIssuer for Tokens {
             response.refresh_token = Some(device_grant::Token::new(token));
         }
         Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(clock: Arc<device_grant::ManualClock>) -> Tokens {
+        Tokens::new(
+            "https://as.example".to_owned(),
+            clock,
+            Duration::hours(1),
+            Arc::new(Signer::generate()),
+            Arc::default(),
+        )
+    }
+
+    fn family(tokens: &Tokens, id: AuthorizationId) -> String {
+        let family = RefreshGrant {
+            subject: "alice".to_owned(),
+            client_id: ClientId::new("tv-app"),
+            scopes: ScopeSet::parse("profile offline_access").unwrap(),
+            authorization_details: None,
+            grant: id,
+            claims: serde_json::Value::Null,
+            jkt: None,
+        };
+        let scopes = family.scopes.clone();
+        tokens.mint(&family, &scopes, None);
+        tokens.new_refresh_token(&family, scopes)
+    }
+
+    #[test]
+    fn a_refresh_loop_keeps_the_tables_bounded() {
+        let clock = Arc::new(device_grant::ManualClock::default());
+        let tokens = tokens(clock.clone());
+        let client = ClientId::new("tv-app");
+        let mut refresh = family(&tokens, AuthorizationId::generate());
+        let quiet = family(&tokens, AuthorizationId::generate());
+        for _ in 0..1_000 {
+            let response = tokens.refresh(&client, &refresh, None, None).unwrap();
+            refresh = response.refresh_token.unwrap().secret().to_owned();
+            clock.advance(Duration::seconds(1));
+        }
+        let tables = tokens.tables();
+        // The looping family's 8 latest access tokens and the quiet one's.
+        assert_eq!(tables.access.len(), ACCESS_PER_FAMILY + 1);
+        assert_eq!(tables.spent.len(), SPENT_PER_FAMILY);
+        assert_eq!(tables.refresh.len(), 2);
+        drop(tables);
+        // The quiet family is untouched.
+        tokens.refresh(&client, &quiet, None, None).unwrap();
+    }
+
+    #[test]
+    fn expired_access_tokens_leave_as_their_family_mints() {
+        let clock = Arc::new(device_grant::ManualClock::default());
+        let tokens = tokens(clock.clone());
+        let client = ClientId::new("tv-app");
+        let mut refresh = family(&tokens, AuthorizationId::generate());
+        for _ in 0..3 {
+            clock.advance(Duration::minutes(40));
+            let response = tokens.refresh(&client, &refresh, None, None).unwrap();
+            refresh = response.refresh_token.unwrap().secret().to_owned();
+        }
+        // Minted at 0, 40, 80 and 120 min with an hour to live: at 120 min
+        // the first two have expired and are gone.
+        assert_eq!(tokens.tables().access.len(), 2);
     }
 }
