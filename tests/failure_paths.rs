@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use device_grant::store::{
-    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey, Status,
-    Store, UserCodeHash,
+    Admission, AttemptLimiter, DeviceAuthorization, DeviceCodeHash, Inserted, LimiterKey,
+    PollAttempt, Polled, Status, Store, UserCodeHash,
 };
 use device_grant::{
     ApprovedGrant, BackendError, Budget, Budgets, CodeEntry, ConsentDecision, ConsentPolicy,
@@ -31,6 +31,9 @@ struct Faulty {
     time_out_before_commit: AtomicUsize,
     /// Reads fail.
     reads_down: AtomicBool,
+    /// The next polls are judged and written by the store, then report a
+    /// timeout (the reply lost); other polls are left to the crate.
+    poll_then_time_out: AtomicUsize,
 }
 
 fn take(n: &AtomicUsize) -> bool {
@@ -79,6 +82,19 @@ impl Store for Faulty {
     }
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, BackendError> {
         self.inner.purge_expired(now).await
+    }
+    async fn poll(
+        &self,
+        hash: &DeviceCodeHash,
+        attempt: &PollAttempt<'_>,
+    ) -> Result<Polled, BackendError> {
+        if take(&self.poll_then_time_out) {
+            self.inner.poll(hash, attempt).await?;
+            return Err(BackendError::Timeout);
+        }
+        // Otherwise as a store that leaves polls to the crate (the
+        // compare-and-sets above then carry them).
+        Ok(Polled::Undecided(self.by_device_code(hash).await?))
     }
 }
 
@@ -365,6 +381,48 @@ async fn a_poll_whose_pace_write_reply_was_lost_gets_its_real_answer() {
         .unwrap()
         .unwrap();
     assert!(later.last_poll > slowed.last_poll);
+}
+
+#[tokio::test]
+async fn a_poll_the_store_judged_and_wrote_before_its_reply_was_lost_gets_its_real_answer() {
+    let w = world();
+    let flow = w.flow().await;
+    // On time: the store records the poll, and its reply is lost. Reading
+    // the record back shows this poll's time: authorization_pending.
+    w.store.poll_then_time_out.store(1, Ordering::SeqCst);
+    let e = w.poll(&flow).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::AuthorizationPending, "{e:?}");
+    let stored = w
+        .store
+        .inner
+        .by_device_code(&flow.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.last_poll.is_some());
+    // Too early: the store grows the interval, and its reply is lost. The
+    // device learns the interval that now applies, and it grows only once.
+    w.clock.advance(Duration::seconds(1));
+    w.store.poll_then_time_out.store(1, Ordering::SeqCst);
+    let e = w.poll(&flow).await.unwrap_err();
+    let slowed = w
+        .store
+        .inner
+        .by_device_code(&flow.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(slowed.interval.secs(), stored.interval.secs() + 5);
+    assert!(
+        matches!(e, device_grant::OAuthError::SlowDown { interval } if interval == slowed.interval),
+        "{e:?}"
+    );
+    // A reply lost and the record unreadable: unknown, and said so.
+    w.clock.advance(Duration::minutes(1));
+    w.store.poll_then_time_out.store(1, Ordering::SeqCst);
+    w.store.reads_down.store(true, Ordering::SeqCst);
+    let e = w.poll(&flow).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TemporarilyUnavailable, "{e:?}");
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 //! reply settled by reading the record back instead of guessed.
 
 use crate::grant::DeviceGrant;
+use crate::host::store::{PollAttempt, Polled};
 use crate::protocol::authorization::DeviceAuthorization;
+use crate::protocol::device_code::DeviceCodeHash;
 use crate::protocol::error::BackendError;
 
 /// Reads tried when a compare-and-set's reply is lost.
@@ -51,5 +53,46 @@ impl DeviceGrant {
             }
         }
         Commit::Unknown(error)
+    }
+
+    /// [`Store::poll`](crate::store::Store::poll) with a lost reply settled
+    /// by reading the record back: a store that judged the poll may have
+    /// written it.
+    ///
+    /// The record carries this poll's time as its last poll: the poll was on
+    /// time and landed, `Pending`. It is still too early by the record as
+    /// stored: `SlowDown` with the interval stored now, writing nothing (the
+    /// grown interval, if this poll's write landed; otherwise the device is
+    /// slowed down with nothing changed). Anything else: `Undecided`, for the
+    /// crate to judge and write. The record unreadable: the store's error.
+    pub(crate) async fn poll_settled(
+        &self,
+        hash: &DeviceCodeHash,
+        attempt: &PollAttempt<'_>,
+    ) -> Result<Polled, BackendError> {
+        let store = &self.inner.store;
+        let error = match store.poll(hash, attempt).await {
+            Ok(polled) => return Ok(polled),
+            Err(e) => e,
+        };
+        for _ in 0..SETTLE_READS {
+            let Ok(stored) = store.by_device_code(hash).await else {
+                continue;
+            };
+            let record = match stored {
+                Some(record) if attempt.applies_to(&record) => record,
+                other => return Ok(Polled::Undecided(other)),
+            };
+            if record.last_poll == Some(attempt.now) {
+                return Ok(Polled::Pending);
+            }
+            return Ok(match attempt.judge(&record) {
+                Some((Polled::SlowDown(..), _)) => {
+                    Polled::SlowDown(record.interval, Box::new(record))
+                }
+                _ => Polled::Undecided(Some(record)),
+            });
+        }
+        Err(error)
     }
 }

@@ -110,7 +110,7 @@ impl DeviceGrant {
                 self.now(),
                 &self.inner.config.polling,
             );
-            match store.poll(&hash, &attempt).await? {
+            match self.poll_settled(&hash, &attempt).await? {
                 Polled::Pending => return Err(OAuthError::AuthorizationPending),
                 Polled::SlowDown(interval, record) => {
                     self.emit(Event::about(
