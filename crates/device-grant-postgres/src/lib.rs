@@ -147,6 +147,12 @@ pub struct PostgresOptions {
     /// How long an operation may take, waiting for a connection included: past
     /// it, it fails with [`BackendError::Timeout`] (a write may or may not have
     /// happened, whole). Default 5 s.
+    ///
+    /// It is the client's limit: the server does not stop a statement the
+    /// client gave up on, which can then land after the crate read the record
+    /// back to settle the timeout. Give the store's role a `lock_timeout` and a
+    /// `statement_timeout` well below this (`ALTER ROLE … SET lock_timeout =
+    /// '1s'`), so that the server ends a slow write itself first.
     pub timeout: StdDuration,
     /// Whether [`PostgresStore::connect_with`] applies the migrations. Default true.
     pub migrate: bool,
