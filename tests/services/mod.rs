@@ -105,6 +105,20 @@ impl Proxy {
         }
     }
 
+    /// [`cut`](Self::cut), returning once no byte can pass any more: an
+    /// aborted forwarding task may still be in the middle of a write until it
+    /// has stopped.
+    pub async fn cut_and_wait(&self) {
+        self.mode.store(REFUSE, Ordering::SeqCst);
+        let conns: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+        for c in &conns {
+            c.abort();
+        }
+        for c in conns {
+            let _ = c.await;
+        }
+    }
+
     /// Requests still reach the server, but no reply comes back: a server that
     /// applied a write and then hung, or a network that died after it.
     pub fn drop_replies(&self) {

@@ -268,7 +268,7 @@ impl Store for Tripwire {
         next: &DeviceAuthorization,
     ) -> Result<bool, BackendError> {
         match self.mode.swap(OFF, Ordering::SeqCst) {
-            CUT_BEFORE_CAS => self.proxy.cut(),
+            CUT_BEFORE_CAS => self.proxy.cut_and_wait().await,
             DROP_REPLY_OF_CAS => self.proxy.drop_replies(),
             _ => {}
         }
