@@ -29,12 +29,19 @@ use device_grant::{
     DEVICE_CODE_GRANT_TYPE, DeviceGrant, EndpointRequest, MemoryLimiter, RequestContext, ScopeSet,
     StaticClients, Subject, TokenIssuer, TokenResponse, UserCodeKey,
 };
-use device_grant_redis::{DurableWrites, RedisStore};
+use device_grant_redis::{DurableWrites, RedisOptions, RedisStore};
 use time::OffsetDateTime;
 
+// Long enough for a replica's acknowledgement on a loaded machine, and below
+// the connection's response timeout (`OPTIONS`), as the docs ask.
 const DURABLE: DurableWrites = DurableWrites {
     replicas: 1,
-    timeout: Duration::from_millis(500),
+    timeout: Duration::from_secs(2),
+};
+
+const OPTIONS: RedisOptions = RedisOptions {
+    connection_timeout: Duration::from_secs(2),
+    response_timeout: Duration::from_secs(5),
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +56,7 @@ async fn durable_writes_survive_a_failover_and_unacknowledged_ones_fail() {
     follow(&mut to_replica, primary).await;
 
     let prefix = unique("dgdurable");
-    let store = RedisStore::connect(primary, prefix.clone())
+    let store = RedisStore::connect_with(primary, prefix.clone(), OPTIONS)
         .await
         .unwrap_or_else(|e| panic!("cannot reach the primary: {e}"))
         .with_durable_writes(DURABLE);
@@ -149,7 +156,7 @@ async fn durable_writes_survive_a_failover_and_unacknowledged_ones_fail() {
 async fn an_unacknowledged_redeem_hands_out_no_tokens(primary: &str, replica: &str) {
     let prefix = unique("dgdurable");
     let store = Arc::new(PromoteBeforeLease {
-        inner: RedisStore::connect(primary, prefix.clone())
+        inner: RedisStore::connect_with(primary, prefix.clone(), OPTIONS)
             .await
             .unwrap_or_else(|e| panic!("cannot reach the primary: {e}"))
             .with_durable_writes(DURABLE),
